@@ -1,0 +1,68 @@
+#pragma once
+// A loaded model: config, fp32 weights, tokenizer and where it came from.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model_config.hpp"
+#include "engine/tokenizer.hpp"
+#include "engine/weights.hpp"
+
+namespace kvb {
+
+struct ModelFile {
+  std::string path;
+  uint64_t bytes = 0;
+  std::string sha256;  // hex; empty when hashing was switched off
+};
+
+struct ModelInfo {
+  std::string source;        // the --model argument as given
+  std::string format;        // "llama2c", "gguf", "hf", "synthetic"
+  std::string name;          // human name (file stem, general.name, preset)
+  bool synthetic = false;
+  std::string stored_dtype;  // dtype(s) in the file, e.g. "F32", "BF16", "F16+Q8_0"
+  std::vector<ModelFile> files;
+};
+
+struct Model {
+  ModelConfig config;
+  ModelWeights weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+  ModelInfo info;
+};
+
+struct LoadOptions {
+  std::string tokenizer_path;  // llama2.c only: tokenizer file (default: tok*.bin / tokenizer.bin beside the model)
+  bool hash_files = true;      // sha256 of every model file for the result's identity
+  uint64_t extra_bytes = 0;    // memory the run needs besides weights (KV cache, workspace)
+  uint64_t available_bytes = 0;  // 0 = read MemAvailable from /proc/meminfo
+};
+
+// Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
+// safetensors), a .gguf file, or a llama2.c .bin checkpoint. Throws InputError on bad input,
+// including when the estimated memory (fp32 weights + extra_bytes) exceeds what is available.
+Model load_model(const std::string& spec, const LoadOptions& options = {});
+
+// Format loaders (engine/loaders/), dispatched by load_model.
+Model load_llama2c(const std::string& path, const LoadOptions& options);
+Model load_gguf(const std::string& path, const LoadOptions& options);
+Model load_hf_dir(const std::string& dir, const LoadOptions& options);
+Model load_synthetic(const std::string& spec, const LoadOptions& options);
+
+// Refuses (InputError naming `source`) when fp32 weights for `config` plus options.extra_bytes
+// exceed the available memory. Every loader calls it after reading the config and before
+// converting any weight.
+void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source);
+
+// Bytes of fp32 weights for a config (what the CPU backend holds).
+uint64_t fp32_weight_bytes(const ModelConfig& config);
+
+// sha256 of a file's bytes, hex.
+std::string file_sha256(const std::string& path);
+
+// Path, size and (when options.hash_files) sha256 of a model file, for ModelInfo::files.
+ModelFile describe_file(const std::string& path, const LoadOptions& options);
+
+}  // namespace kvb

@@ -1,0 +1,63 @@
+#include <filesystem>
+#include <fstream>
+
+#include "engine/model.hpp"
+#include "profiler/host_info.hpp"
+#include "util/errors.hpp"
+#include "util/mapped_file.hpp"
+#include "util/sha256.hpp"
+
+namespace kvb {
+
+namespace fs = std::filesystem;
+
+uint64_t fp32_weight_bytes(const ModelConfig& config) {
+  return static_cast<uint64_t>(config.parameter_count()) * sizeof(float);
+}
+
+void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source) {
+  const uint64_t need = fp32_weight_bytes(config) + options.extra_bytes;
+  const uint64_t have = options.available_bytes ? options.available_bytes : host_available_memory_bytes();
+  if (have > 0 && need > have) {
+    fail_input("{}: needs about {:.2f} GiB ({:.2f} GiB fp32 weights + {:.2f} GiB KV cache and workspace) "
+               "but only {:.2f} GiB of memory is available",
+               source, need / double(1ull << 30), fp32_weight_bytes(config) / double(1ull << 30),
+               options.extra_bytes / double(1ull << 30), have / double(1ull << 30));
+  }
+}
+
+std::string file_sha256(const std::string& path) {
+  MappedFile file(path);
+  Sha256 h;
+  constexpr size_t kChunk = 1 << 24;
+  for (size_t off = 0; off < file.size(); off += kChunk)
+    h.update(file.data() + off, std::min(kChunk, file.size() - off));
+  return h.hex_digest();
+}
+
+ModelFile describe_file(const std::string& path, const LoadOptions& options) {
+  ModelFile f;
+  f.path = path;
+  std::error_code ec;
+  f.bytes = fs::file_size(path, ec);
+  if (options.hash_files) f.sha256 = file_sha256(path);
+  return f;
+}
+
+Model load_model(const std::string& spec, const LoadOptions& options) {
+  if (spec.rfind("synthetic:", 0) == 0) return load_synthetic(spec, options);
+  std::error_code ec;
+  if (!fs::exists(spec, ec)) fail_input("--model {}: no such file or directory", spec);
+  if (fs::is_directory(spec, ec)) return load_hf_dir(spec, options);
+  char magic[4] = {};
+  {
+    std::ifstream in(spec, std::ios::binary);
+    in.read(magic, 4);
+  }
+  if (std::string_view(magic, 4) == "GGUF") return load_gguf(spec, options);
+  if (spec.size() >= 5 && spec.substr(spec.size() - 5) == ".gguf")
+    fail_input("{}: not a GGUF file (magic is not 'GGUF')", spec);
+  return load_llama2c(spec, options);
+}
+
+}  // namespace kvb

@@ -1,0 +1,31 @@
+#pragma once
+// Text <-> token ids. Each model format brings its own tokenizer; all share this interface.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvb {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Encodes text without adding BOS (callers prepend bos_id() when the model wants it).
+  virtual std::vector<int> encode(std::string_view text) const = 0;
+  // Decodes ids to text. Special/control tokens (BOS, EOS, chat markers) are rendered as their
+  // text only when `render_special` is set.
+  virtual std::string decode(const std::vector<int>& ids, bool render_special = false) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual std::string kind() const = 0;  // e.g. "llama2c-spm", "gguf-llama", "hf-bpe", "bytes"
+  int bos_id() const { return bos_id_; }
+  int eos_id() const { return eos_id_; }
+  // Whether prompts start with BOS (llama2.c and GGUF llama: yes; Qwen: no).
+  bool add_bos() const { return add_bos_; }
+
+ protected:
+  int bos_id_ = -1;
+  int eos_id_ = -1;
+  bool add_bos_ = true;
+};
+
+}  // namespace kvb

@@ -1,0 +1,61 @@
+#pragma once
+// Shared helpers for the test suite: where the real test data lives, temporary folders, and
+// running the kvbench binary.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kvb::test {
+
+// ../shared/data beside the project (override with KVBENCH_DATA); nullopt when absent.
+inline std::optional<std::filesystem::path> shared_data_dir() {
+  std::filesystem::path dir;
+  if (const char* env = std::getenv("KVBENCH_DATA"); env && *env) dir = env;
+  else dir = std::filesystem::path(KVBENCH_SOURCE_DIR) / ".." / "shared" / "data";
+  if (std::filesystem::is_directory(dir)) return std::filesystem::canonical(dir);
+  return std::nullopt;
+}
+
+// Path of a file under the shared data folder, or skips the test saying what is missing.
+#define KVB_REQUIRE_DATA(var, relative)                                                        \
+  std::filesystem::path var;                                                                   \
+  do {                                                                                         \
+    auto kvb_dir_ = ::kvb::test::shared_data_dir();                                            \
+    if (!kvb_dir_) GTEST_SKIP() << "shared test data not found (set KVBENCH_DATA or provide " \
+                                   "../shared/data)";                                          \
+    var = *kvb_dir_ / (relative);                                                              \
+    if (!std::filesystem::exists(var)) GTEST_SKIP() << "test data file missing: " << var;     \
+  } while (0)
+
+// A fresh temporary directory removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kvbench-test-XXXXXX").string();
+    char* p = mkdtemp(tmpl.data());
+    if (!p) throw std::runtime_error("mkdtemp failed");
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
+CommandResult run_kvbench(const std::string& args);
+
+}  // namespace kvb::test
