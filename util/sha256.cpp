@@ -50,10 +50,9 @@ void Sha256::update(const void* data, size_t bytes) {
     buf_len_ += take;
     p += take;
     bytes -= take;
-    if (buf_len_ == 64) {
-      block(buf_);
-      buf_len_ = 0;
-    }
+    if (buf_len_ < 64) return;  // all input absorbed into the partial block
+    block(buf_);
+    buf_len_ = 0;
   }
   for (; bytes >= 64; p += 64, bytes -= 64) block(p);
   std::memcpy(buf_, p, bytes);

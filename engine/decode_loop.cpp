@@ -1,0 +1,171 @@
+#include "engine/decode_loop.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "engine/kv_cache.hpp"
+#include "engine/transformer.hpp"
+#include "util/errors.hpp"
+
+namespace kvb {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int steps_of(const DecodeRequest& r, RunMode mode) {
+  return mode == RunMode::Replay ? static_cast<int>(r.forced.size()) : r.max_new_tokens;
+}
+
+// A generation ends at EOS, or at BOS: a model that starts a new document has finished this
+// one (llama2.c's TinyStories models end every story that way).
+bool is_stop_token(const Model& m, int token) {
+  return token == m.config.eos_id || (token == m.config.bos_id && token >= 0);
+}
+
+}  // namespace
+
+const char* to_string(RunMode m) { return m == RunMode::Replay ? "replay" : "generate"; }
+
+double log_probability(const float* logits, int vocab, int target) {
+  float max = logits[0];
+  for (int i = 1; i < vocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - max);
+  return double(logits[target]) - max - std::log(sum);
+}
+
+void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode) {
+  const ModelConfig& c = model.config;
+  for (const DecodeRequest& r : requests) {
+    if (r.prompt.empty()) fail_input("sequence {}: the prompt is empty and the model adds no BOS token", r.id);
+    for (const auto* ids : {&r.prompt, &r.forced})
+      for (int t : *ids)
+        if (t < 0 || t >= c.vocab_size)
+          fail_input("sequence {}: token id {} is outside the model's vocabulary of {}", r.id, t, c.vocab_size);
+    const int steps = steps_of(r, mode);
+    if (mode == RunMode::Replay && steps == 0) fail_input("sequence {}: nothing to replay (empty continuation)", r.id);
+    if (mode == RunMode::Generate && steps <= 0) fail_input("sequence {}: --max-new-tokens must be positive", r.id);
+    const int64_t total = int64_t(r.prompt.size()) + steps;
+    if (total > c.max_seq_len)
+      fail_input("sequence {}: prompt of {} tokens + {} {} tokens exceeds the model's context of {}{}", r.id,
+                 r.prompt.size(), steps, mode == RunMode::Replay ? "replayed" : "new", c.max_seq_len,
+                 mode == RunMode::Replay ? "" : " (lower --max-new-tokens)");
+  }
+}
+
+DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& opt) {
+  validate_requests(model, requests, opt.mode);
+  const ModelConfig& c = model.config;
+  const int vocab = c.vocab_size;
+  const int batch_size = std::max(1, opt.batch_size);
+  Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
+  std::vector<float> logits(size_t(batch_size) * vocab);
+  std::vector<BatchToken> batch;
+  batch.reserve(std::max(batch_size, opt.prefill_chunk));
+
+  DecodeOutput out;
+  out.sequences.resize(requests.size());
+  auto stop_requested = [&] { return opt.stop && opt.stop->load(std::memory_order_relaxed); };
+
+  for (size_t first = 0; first < requests.size() && !out.interrupted; first += batch_size) {
+    const int n = static_cast<int>(std::min<size_t>(batch_size, requests.size() - first));
+    int capacity = 1;
+    for (int s = 0; s < n; ++s) {
+      const DecodeRequest& r = requests[first + s];
+      capacity = std::max(capacity, static_cast<int>(r.prompt.size()) + steps_of(r, opt.mode));
+    }
+    KvCache cache(c, n, capacity);
+    out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, cache.capacity_bytes());
+    std::vector<Sampler> samplers;
+    for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
+
+    // What each sequence consumes next and whether it is still running.
+    std::vector<int> next_token(n), done(n, 0);
+    auto consume = [&](int s, const float* row) {  // after the logits for the next position
+      const DecodeRequest& r = requests[first + s];
+      SequenceOutcome& o = out.sequences[first + s];
+      if (opt.mode == RunMode::Replay) {
+        const int i = static_cast<int>(o.tokens.size());
+        const int target = r.forced[i];
+        o.target_logprob.push_back(static_cast<float>(log_probability(row, vocab, target)));
+        o.predicted.push_back(argmax(row, vocab));
+        o.tokens.push_back(target);
+        next_token[s] = target;
+        if (static_cast<int>(o.tokens.size()) == static_cast<int>(r.forced.size())) {
+          o.stop_reason = "end_of_trace";
+          done[s] = 1;
+        }
+      } else {
+        const int tok = samplers[s].sample(row, vocab);
+        o.tokens.push_back(tok);
+        next_token[s] = tok;
+        if (is_stop_token(model, tok)) {
+          o.stop_reason = "eos";
+          done[s] = 1;
+        } else if (static_cast<int>(o.tokens.size()) >= r.max_new_tokens) {
+          o.stop_reason = "max_new_tokens";
+          done[s] = 1;
+        }
+      }
+    };
+
+    // Prefill, one sequence at a time, in chunks.
+    for (int s = 0; s < n; ++s) {
+      const DecodeRequest& r = requests[first + s];
+      SequenceOutcome& o = out.sequences[first + s];
+      o.id = r.id;
+      o.prompt = r.prompt;
+      const auto t0 = Clock::now();
+      const int len = static_cast<int>(r.prompt.size());
+      for (int at = 0; at < len; at += opt.prefill_chunk) {
+        const int end = std::min(len, at + opt.prefill_chunk);
+        batch.clear();
+        for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
+        tf.forward(batch, cache, logits.data());
+      }
+      consume(s, logits.data());
+      o.prefill_seconds = seconds_since(t0);
+      out.stats.prefill_seconds += o.prefill_seconds;
+      out.stats.prefill_tokens += len;
+    }
+
+    // Decode steps: every running sequence feeds its last token and gets logits for the next.
+    std::vector<int> rows;
+    while (true) {
+      batch.clear();
+      rows.clear();
+      for (int s = 0; s < n; ++s) {
+        if (done[s]) continue;
+        const SequenceOutcome& o = out.sequences[first + s];
+        const int pos = static_cast<int>(o.prompt.size() + o.tokens.size()) - 1;
+        batch.push_back(BatchToken{s, pos, next_token[s], true});
+        rows.push_back(s);
+      }
+      if (batch.empty()) break;
+      if (stop_requested()) {
+        for (int s : rows) out.sequences[first + s].stop_reason = "interrupted";
+        out.interrupted = true;
+        break;
+      }
+      const auto t0 = Clock::now();
+      tf.forward(batch, cache, logits.data());
+      for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], logits.data() + i * vocab);
+      const double dt = seconds_since(t0);
+      out.stats.step_seconds.push_back(dt);
+      out.stats.decode_seconds += dt;
+      out.stats.decode_tokens += static_cast<int64_t>(batch.size());
+    }
+    out.stats.kv_peak_bytes = std::max(out.stats.kv_peak_bytes, cache.peak_bytes());
+  }
+  if (out.interrupted) {
+    // Sequences never started keep empty outcomes; drop them so the result holds only what ran.
+    std::erase_if(out.sequences, [](const SequenceOutcome& o) { return o.id.empty(); });
+  }
+  return out;
+}
+
+}  // namespace kvb

@@ -1,0 +1,68 @@
+#pragma once
+// The decode loop: prefill each sequence's prompt, then step a batch of sequences one token at a
+// time, either generating (sampling) or replaying a given continuation (teacher forcing), and
+// time every phase. Measurement (timers) stays here; what is measured is the Transformer.
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/model.hpp"
+#include "engine/sampler.hpp"
+
+namespace kvb {
+
+enum class RunMode { Generate, Replay };
+const char* to_string(RunMode m);
+
+struct DecodeRequest {
+  std::string id;
+  std::vector<int> prompt;  // complete, BOS included when the model wants one
+  std::vector<int> forced;  // replay: the continuation fed token by token
+  int max_new_tokens = 0;   // generate: at most this many new tokens
+};
+
+struct SequenceOutcome {
+  std::string id;
+  std::vector<int> prompt;
+  std::vector<int> tokens;            // generated (generate) or replayed (replay) ids
+  std::string stop_reason;            // "eos", "max_new_tokens", "end_of_trace", "interrupted"
+  std::vector<float> target_logprob;  // replay: log p(trace token) before it was fed
+  std::vector<int> predicted;         // replay: the model's argmax at each step
+  double prefill_seconds = 0;
+};
+
+struct DecodeStats {
+  int64_t prefill_tokens = 0;
+  double prefill_seconds = 0;
+  int64_t decode_tokens = 0;          // tokens fed by decode steps (all sequences)
+  double decode_seconds = 0;
+  std::vector<double> step_seconds;   // one entry per decode step (a step feeds every active sequence)
+  uint64_t kv_peak_bytes = 0;
+  uint64_t kv_capacity_bytes = 0;     // largest cache allocated
+};
+
+struct DecodeOutput {
+  std::vector<SequenceOutcome> sequences;
+  DecodeStats stats;
+  bool interrupted = false;
+};
+
+struct DecodeOptions {
+  RunMode mode = RunMode::Generate;
+  SamplingParams sampling;
+  int batch_size = 1;
+  int prefill_chunk = 512;                  // prompt tokens per forward call
+  const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
+};
+
+// Checks every request against the model's context and vocabulary (InputError naming the
+// sequence) before anything runs.
+void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode);
+
+DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& options);
+
+// log softmax(logits)[target]
+double log_probability(const float* logits, int vocab, int target);
+
+}  // namespace kvb

@@ -1,0 +1,178 @@
+#include "engine/transformer.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/ops.hpp"
+#include "util/errors.hpp"
+
+namespace kvb {
+
+namespace {
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+Transformer::Transformer(const Model& model, int max_batch_tokens)
+    : model_(model), cfg_(model.config), rope_(model.config), max_tokens_(max_batch_tokens) {
+  const size_t t = static_cast<size_t>(max_batch_tokens);
+  x_.resize(t * cfg_.dim);
+  xb_.resize(t * std::max(cfg_.dim, cfg_.q_dim()));
+  q_.resize(t * cfg_.q_dim());
+  k_.resize(t * cfg_.kv_dim());
+  v_.resize(t * cfg_.kv_dim());
+  att_out_.resize(t * cfg_.q_dim());
+  hb_.resize(t * cfg_.ffn_dim);
+  hb2_.resize(t * cfg_.ffn_dim);
+}
+
+void Transformer::attention(std::span<const BatchToken> batch, int layer, const KvCache& cache) {
+  const int n_tok = static_cast<int>(batch.size());
+  const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t per_thread = static_cast<size_t>(cache.capacity());
+  if (scores_.size() < per_thread * max_threads()) scores_.resize(per_thread * max_threads());
+  int64_t work = 0;
+  for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
+
+#pragma omp parallel for schedule(dynamic, 1) if (work >= (int64_t(1) << 16))
+  for (int task = 0; task < n_tok * n_heads; ++task) {
+    const int i = task / n_heads, h = task % n_heads, kvh = h / group;
+    const BatchToken& tok = batch[i];
+    const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
+    const float* keys = cache.keys(layer, tok.seq, kvh);
+    const float* values = cache.values(layer, tok.seq, kvh);
+    const int32_t* pos = cache.positions(layer, tok.seq, kvh);
+    const int len = cache.length(layer, tok.seq, kvh);
+    float* score = scores_.data() + per_thread * thread_index();
+    // Causality by absolute position, not slot index: slots may be reordered by eviction.
+    float max = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < len; ++j) {
+      if (pos[j] > tok.pos) {
+        score[j] = -std::numeric_limits<float>::infinity();
+        continue;
+      }
+      const float* k = keys + size_t(j) * hd;
+      float s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int d = 0; d < hd; ++d) s += q[d] * k[d];
+      score[j] = s * scale;
+      max = std::fmax(max, score[j]);
+    }
+    float sum = 0;
+    for (int j = 0; j < len; ++j) {
+      score[j] = pos[j] > tok.pos ? 0.0f : std::exp(score[j] - max);
+      sum += score[j];
+    }
+    float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
+    std::memset(out, 0, sizeof(float) * hd);
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < len; ++j) {
+      const float p = score[j] * inv;
+      if (p == 0.0f) continue;
+      const float* v = values + size_t(j) * hd;
+#pragma omp simd
+      for (int d = 0; d < hd; ++d) out[d] += p * v[d];
+    }
+  }
+}
+
+void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, float* logits) {
+  const int n = static_cast<int>(batch.size());
+  if (n == 0) return;
+  if (n > max_tokens_) fail_runtime("forward: batch of {} tokens exceeds the {} the engine was sized for", n, max_tokens_);
+  const ModelWeights& w = model_.weights;
+  const int dim = cfg_.dim, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), hd = cfg_.head_dim, ffn = cfg_.ffn_dim;
+
+  for (int i = 0; i < n; ++i) {
+    const int token = batch[i].token;
+    if (token < 0 || token >= cfg_.vocab_size)
+      fail_input("token id {} is outside the model's vocabulary of {}", token, cfg_.vocab_size);
+    std::memcpy(x_.data() + size_t(i) * dim, w.token_embedding.ptr() + size_t(token) * dim, sizeof(float) * dim);
+  }
+
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    // Attention block.
+    cpu::rmsnorm(xb_.data(), x_.data(), lw.attn_norm.ptr(), n, dim, cfg_.norm_eps);
+    cpu::matmul(q_.data(), xb_.data(), lw.wq.ptr(), n, dim, qd);
+    cpu::matmul(k_.data(), xb_.data(), lw.wk.ptr(), n, dim, kvd);
+    cpu::matmul(v_.data(), xb_.data(), lw.wv.ptr(), n, dim, kvd);
+    if (cfg_.qkv_bias) {
+      cpu::add_bias(q_.data(), lw.bq.ptr(), n, qd);
+      cpu::add_bias(k_.data(), lw.bk.ptr(), n, kvd);
+      cpu::add_bias(v_.data(), lw.bv.ptr(), n, kvd);
+    }
+    if (cfg_.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE
+      cpu::rmsnorm(q_.data(), q_.data(), lw.q_norm.ptr(), n * cfg_.n_heads, hd, cfg_.norm_eps);
+      cpu::rmsnorm(k_.data(), k_.data(), lw.k_norm.ptr(), n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
+    }
+    for (int i = 0; i < n; ++i) {
+      const BatchToken& t = batch[i];
+      float* q = q_.data() + size_t(i) * qd;
+      float* k = k_.data() + size_t(i) * kvd;
+      rope_.apply(q, cfg_.n_heads, t.pos);
+      rope_.apply(k, cfg_.n_kv_heads, t.pos);
+      const float* v = v_.data() + size_t(i) * kvd;
+      for (int h = 0; h < cfg_.n_kv_heads; ++h) {
+        const int slot = cache.append_slot(l, t.seq, h, t.pos);
+        std::memcpy(cache.keys(l, t.seq, h) + size_t(slot) * hd, k + size_t(h) * hd, sizeof(float) * hd);
+        std::memcpy(cache.values(l, t.seq, h) + size_t(slot) * hd, v + size_t(h) * hd, sizeof(float) * hd);
+      }
+    }
+    attention(batch, l, cache);
+    cpu::matmul(xb_.data(), att_out_.data(), lw.wo.ptr(), n, qd, dim);
+    for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
+
+    // Feed-forward block (SwiGLU).
+    cpu::rmsnorm(xb_.data(), x_.data(), lw.ffn_norm.ptr(), n, dim, cfg_.norm_eps);
+    cpu::matmul(hb_.data(), xb_.data(), lw.w_gate.ptr(), n, dim, ffn);
+    cpu::matmul(hb2_.data(), xb_.data(), lw.w_up.ptr(), n, dim, ffn);
+    cpu::swiglu(hb_.data(), hb2_.data(), int64_t(n) * ffn);
+    cpu::matmul(xb_.data(), hb_.data(), lw.w_down.ptr(), n, ffn, dim);
+    for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
+  }
+
+  // Final norm and classifier, only for the rows whose logits are wanted.
+  int rows = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!batch[i].want_logits) continue;
+    cpu::rmsnorm(xb_.data() + size_t(rows) * dim, x_.data() + size_t(i) * dim, w.final_norm.ptr(), 1, dim,
+                 cfg_.norm_eps);
+    ++rows;
+  }
+  if (rows > 0) cpu::matmul(logits, xb_.data(), w.lm_head().ptr(), rows, dim, cfg_.vocab_size);
+}
+
+std::vector<float> compute_all_logits(const Model& model, std::span<const int> tokens) {
+  const int n = static_cast<int>(tokens.size());
+  KvCache cache(model.config, 1, std::max(n, 1));
+  Transformer tf(model, std::max(n, 1));
+  std::vector<BatchToken> batch(n);
+  for (int i = 0; i < n; ++i) batch[i] = BatchToken{0, i, tokens[i], true};
+  std::vector<float> logits(size_t(n) * model.config.vocab_size);
+  tf.forward(batch, cache, logits.data());
+  return logits;
+}
+
+}  // namespace kvb

@@ -1,0 +1,24 @@
+#pragma once
+// The op interface: the same batched ops, with identical semantics, on the CPU (kernels/cpu/,
+// the reference and oracle, always built) and on CUDA (kernels/cuda/, when nvcc is found).
+// Matrices are row-major; a weight matrix is [out][in] (the layout of every supported format).
+#include <cstdint>
+
+namespace kvb::cpu {
+
+// y[r][o] = sum_i x[r][i] * w[o][i]   for r < rows, o < out
+void matmul(float* y, const float* x, const float* w, int rows, int in, int out);
+
+// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, per row of n (y may alias x)
+void rmsnorm(float* y, const float* x, const float* weight, int rows, int n, float eps);
+
+// gate[i] = silu(gate[i]) * up[i]
+void swiglu(float* gate, const float* up, int64_t n);
+
+// In-place softmax of n values.
+void softmax(float* x, int n);
+
+// y[i] += b[i] for each of `rows` rows of n (bias add)
+void add_bias(float* y, const float* b, int rows, int n);
+
+}  // namespace kvb::cpu

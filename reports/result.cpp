@@ -1,0 +1,151 @@
+#include "reports/result.hpp"
+
+#include <cmath>
+#include <ctime>
+
+#include "build_info.hpp"
+#include "reports/statistics.hpp"
+
+namespace kvb {
+
+using nlohmann::json;
+
+std::string utc_timestamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json host_to_json(const HostInfo& h) {
+  return {{"cpu_model", h.cpu_model}, {"logical_cores", h.logical_cores}, {"memory_bytes", h.memory_bytes},
+          {"os", h.os}, {"hostname", h.hostname}};
+}
+
+json model_to_json(const Model& m) {
+  const ModelConfig& c = m.config;
+  json files = json::array();
+  for (const ModelFile& f : m.info.files) files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+  json rope_scaling = {{"type", to_string(c.rope_scaling.type)}};
+  if (c.rope_scaling.type != RopeScalingType::None) {
+    rope_scaling["factor"] = c.rope_scaling.factor;
+    if (c.rope_scaling.original_max_position > 0)
+      rope_scaling["original_max_position"] = c.rope_scaling.original_max_position;
+  }
+  return {{"source", m.info.source},
+          {"name", m.info.name},
+          {"format", m.info.format},
+          {"synthetic", m.info.synthetic},
+          {"architecture", to_string(c.arch)},
+          {"stored_dtype", m.info.stored_dtype},
+          {"compute_dtype", "f32"},
+          {"parameters", c.parameter_count()},
+          {"layers", c.n_layers},
+          {"hidden", c.dim},
+          {"heads", c.n_heads},
+          {"kv_heads", c.n_kv_heads},
+          {"head_dim", c.head_dim},
+          {"ffn", c.ffn_dim},
+          {"vocab", c.vocab_size},
+          {"context", c.max_seq_len},
+          {"rope_theta", c.rope_theta},
+          {"rope_pairing", to_string(c.rope_pairing)},
+          {"rope_scaling", rope_scaling},
+          {"qkv_bias", c.qkv_bias},
+          {"qk_norm", c.qk_norm},
+          {"tied_embeddings", c.tied_embeddings},
+          {"tokenizer", m.tokenizer ? m.tokenizer->kind() : "none"},
+          {"files", files}};
+}
+
+namespace {
+
+json summary_ms(const std::vector<double>& seconds) {
+  std::vector<double> ms(seconds.size());
+  for (size_t i = 0; i < seconds.size(); ++i) ms[i] = seconds[i] * 1e3;
+  const Summary s = summarize(std::move(ms));
+  return {{"count", s.count}, {"mean", s.mean}, {"min", s.min}, {"p50", s.p50},
+          {"p90", s.p90},     {"p99", s.p99},   {"max", s.max}};
+}
+
+double rate(double count, double seconds) { return seconds > 0 ? count / seconds : 0.0; }
+
+}  // namespace
+
+json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
+  const DecodeStats& st = run.output.stats;
+  json sequences = json::array();
+  double nll_sum = 0;
+  int64_t replayed = 0, agree = 0;
+  for (const SequenceOutcome& o : run.output.sequences) {
+    json s = {{"id", o.id},
+              {"prompt_tokens", o.prompt.size()},
+              {"prompt_ids", o.prompt},
+              {"token_ids", o.tokens},
+              {"text", model.tokenizer->decode(o.tokens)},
+              {"stop_reason", o.stop_reason},
+              {"prefill_ms", o.prefill_seconds * 1e3}};
+    if (mode == RunMode::Replay && !o.target_logprob.empty()) {
+      double nll = 0;
+      int64_t a = 0;
+      for (size_t i = 0; i < o.target_logprob.size(); ++i) {
+        nll -= o.target_logprob[i];
+        a += o.predicted[i] == o.tokens[i];
+      }
+      const double n = static_cast<double>(o.target_logprob.size());
+      s["replay"] = {{"tokens", o.target_logprob.size()}, {"nll_mean", nll / n}, {"ppl", std::exp(nll / n)},
+                     {"top1_agreement", a / n}};
+      nll_sum += nll;
+      replayed += static_cast<int64_t>(o.target_logprob.size());
+      agree += a;
+    }
+    sequences.push_back(std::move(s));
+  }
+  json measurements = {
+      {"prefill", {{"tokens", st.prefill_tokens}, {"seconds", st.prefill_seconds},
+                   {"tokens_per_s", rate(st.prefill_tokens, st.prefill_seconds)}}},
+      {"decode", {{"tokens", st.decode_tokens}, {"steps", st.step_seconds.size()}, {"seconds", st.decode_seconds},
+                  {"tokens_per_s", rate(st.decode_tokens, st.decode_seconds)},
+                  {"step_latency_ms", summary_ms(st.step_seconds)}}},
+      {"memory", {{"weights_bytes", model.weights.bytes()}, {"kv_bytes_peak", st.kv_peak_bytes},
+                  {"kv_bytes_allocated", st.kv_capacity_bytes}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+  if (mode == RunMode::Replay && replayed > 0) {
+    const double n = static_cast<double>(replayed);
+    measurements["replay"] = {{"tokens", replayed}, {"nll_mean", nll_sum / n}, {"ppl", std::exp(nll_sum / n)},
+                              {"top1_agreement", agree / n}};
+  }
+  return {{"method", run.method},
+          {"budget", run.budget > 0 ? json(run.budget) : json(nullptr)},
+          {"interrupted", run.output.interrupted},
+          {"measurements", measurements},
+          {"sequences", sequences}};
+}
+
+json make_result(const ResultHeader& h, const Model& model, const Workload& workload,
+                 const std::vector<MethodRun>& runs, const std::string& status, const std::string& error) {
+  const RunSettings& s = h.settings;
+  json runs_json = json::array();
+  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, s.mode));
+  json doc = {{"schema_version", kResultSchemaVersion},
+              {"tool", {{"name", "kvbench"}, {"version", build::kVersion}, {"git_commit", build::kGitCommit}}},
+              {"command_line", h.command_line},
+              {"started_at", h.started_at},
+              {"finished_at", utc_timestamp()},
+              {"status", status},
+              {"synthetic", model.info.synthetic},
+              {"host", host_to_json(h.host)},
+              {"device", {{"kind", s.device}, {"threads", s.threads}}},
+              {"model", model_to_json(model)},
+              {"workload", {{"source", workload.source}, {"format", workload.format}, {"sha256", workload.sha256},
+                            {"sequences", workload.items.size()}}},
+              {"settings", {{"mode", to_string(s.mode)}, {"max_new_tokens", s.max_new_tokens},
+                            {"temperature", s.sampling.temperature}, {"top_p", s.sampling.top_p},
+                            {"seed", s.sampling.seed}, {"batch", s.batch_size}}},
+              {"runs", runs_json}};
+  if (!error.empty()) doc["error"] = error;
+  return doc;
+}
+
+}  // namespace kvb

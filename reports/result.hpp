@@ -1,0 +1,52 @@
+#pragma once
+// The canonical result document (docs/result-schema.md). Every other output is rendered from it.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/decode_loop.hpp"
+#include "engine/model.hpp"
+#include "profiler/host_info.hpp"
+#include "workloads/workload.hpp"
+
+namespace kvb {
+
+inline constexpr int kResultSchemaVersion = 1;
+
+struct RunSettings {
+  RunMode mode = RunMode::Generate;
+  int max_new_tokens = 0;
+  SamplingParams sampling;
+  int batch_size = 1;
+  std::string device = "cpu";
+  int threads = 1;
+};
+
+// One (method, budget) run and what it measured.
+struct MethodRun {
+  std::string method = "full";
+  int budget = 0;  // 0 = unbounded
+  DecodeOutput output;
+  uint64_t peak_rss_bytes = 0;
+};
+
+struct ResultHeader {
+  std::vector<std::string> command_line;
+  std::string started_at;  // ISO 8601 UTC
+  HostInfo host;
+  RunSettings settings;
+};
+
+nlohmann::json model_to_json(const Model& model);
+nlohmann::json host_to_json(const HostInfo& host);
+nlohmann::json run_to_json(const MethodRun& run, const Model& model, RunMode mode);
+
+// status: "complete", "interrupted" or "failed" (with `error`).
+nlohmann::json make_result(const ResultHeader& header, const Model& model, const Workload& workload,
+                           const std::vector<MethodRun>& runs, const std::string& status,
+                           const std::string& error = "");
+
+std::string utc_timestamp();  // ISO 8601, second precision
+
+}  // namespace kvb

@@ -1,0 +1,16 @@
+#pragma once
+// Order statistics of a sample (latencies, divergences).
+#include <vector>
+
+namespace kvb {
+
+struct Summary {
+  int count = 0;
+  double mean = 0, min = 0, max = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+
+// Percentiles by linear interpolation between closest ranks (numpy's default); all zero for an
+// empty sample.
+Summary summarize(std::vector<double> values);
+
+}  // namespace kvb
