@@ -1,2 +1,52 @@
-// TEMPORARY entry point while the CLI is written.
-int main() { return 0; }
+// kvbench: benchmark KV-cache compression for long chain-of-thought decoding.
+// Exit codes: 0 ok, 1 a gate/regression failed, 2 bad input or usage, 3 runtime failure.
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "build_info.hpp"
+#include "cli/commands.hpp"
+#include "util/errors.hpp"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  CLI::App app{"kvbench: KV-cache compression benchmark for long chain-of-thought decoding"};
+  app.set_version_flag("--version", fmt::format("kvbench {} ({})", kvb::build::kVersion, kvb::build::kGitCommit));
+  app.require_subcommand(1);
+  kvb::cli::Action run = kvb::cli::add_run_command(app, args);
+  kvb::cli::Action info = kvb::cli::add_info_command(app);
+  kvb::cli::Action planned;
+  kvb::cli::add_planned_command(app, "calibrate", "measure TriAttention query statistics for a model", "issue 3", planned);
+  kvb::cli::add_planned_command(app, "compare", "compare two result files (regression gate)", "issue 5", planned);
+  kvb::cli::add_planned_command(app, "report", "render a result file as md, csv or html", "issue 5", planned);
+  kvb::cli::add_planned_command(app, "capacity", "maximum concurrent sequences per method and budget", "issue 4", planned);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "kvbench: %s (see kvbench --help)\n", e.what());
+    return 2;
+  }
+  try {
+    if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("info")) return info();
+    return planned();
+  } catch (const kvb::InputError& e) {
+    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    return 2;
+  } catch (const kvb::RuntimeFailure& e) {
+    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    return 3;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kvbench: out of host memory\n");
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kvbench: internal error: %s\n", e.what());
+    return 3;
+  }
+}

@@ -36,13 +36,13 @@ struct Model {
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c only: tokenizer file (default: tok*.bin / tokenizer.bin beside the model)
   bool hash_files = true;      // sha256 of every model file for the result's identity
-  uint64_t extra_bytes = 0;    // memory the run needs besides weights (KV cache, workspace)
+  int64_t kv_slots = 0;        // KV-cache slots per (layer, kv-head) the run will hold, all sequences together
   uint64_t available_bytes = 0;  // 0 = read MemAvailable from /proc/meminfo
 };
 
 // Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
 // safetensors), a .gguf file, or a llama2.c .bin checkpoint. Throws InputError on bad input,
-// including when the estimated memory (fp32 weights + extra_bytes) exceeds what is available.
+// including when the estimated memory (fp32 weights + KV cache) exceeds what is available.
 Model load_model(const std::string& spec, const LoadOptions& options = {});
 
 // Format loaders (engine/loaders/), dispatched by load_model.
@@ -51,8 +51,8 @@ Model load_gguf(const std::string& path, const LoadOptions& options);
 Model load_hf_dir(const std::string& dir, const LoadOptions& options);
 Model load_synthetic(const std::string& spec, const LoadOptions& options);
 
-// Refuses (InputError naming `source`) when fp32 weights for `config` plus options.extra_bytes
-// exceed the available memory. Every loader calls it after reading the config and before
+// Refuses (InputError naming `source`) when fp32 weights for `config` plus the fp32 KV cache of
+// options.kv_slots exceed the available memory. Every loader calls it after reading the config and before
 // converting any weight.
 void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source);
 

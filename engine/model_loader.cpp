@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -16,13 +17,14 @@ uint64_t fp32_weight_bytes(const ModelConfig& config) {
 }
 
 void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source) {
-  const uint64_t need = fp32_weight_bytes(config) + options.extra_bytes;
+  const uint64_t kv_bytes = uint64_t(std::max<int64_t>(options.kv_slots, 0)) * config.n_layers * config.kv_dim() * 2 * sizeof(float);
+  const uint64_t need = fp32_weight_bytes(config) + kv_bytes;
   const uint64_t have = options.available_bytes ? options.available_bytes : host_available_memory_bytes();
   if (have > 0 && need > have) {
-    fail_input("{}: needs about {:.2f} GiB ({:.2f} GiB fp32 weights + {:.2f} GiB KV cache and workspace) "
+    fail_input("{}: needs about {:.2f} GiB ({:.2f} GiB fp32 weights + {:.2f} GiB KV cache) "
                "but only {:.2f} GiB of memory is available",
                source, need / double(1ull << 30), fp32_weight_bytes(config) / double(1ull << 30),
-               options.extra_bytes / double(1ull << 30), have / double(1ull << 30));
+               kv_bytes / double(1ull << 30), have / double(1ull << 30));
   }
 }
 

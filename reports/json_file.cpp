@@ -39,7 +39,8 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 }
 
 void write_json_atomic(const std::filesystem::path& path, const nlohmann::json& doc) {
-  write_file_atomic(path, doc.dump(2) + "\n");
+  // Decoded text can hold invalid UTF-8 (a byte-level token cut mid-character): replace, don't fail.
+  write_file_atomic(path, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& path) {

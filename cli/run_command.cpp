@@ -1,0 +1,119 @@
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "engine/benchmark.hpp"
+#include "reports/json_file.hpp"
+#include "reports/table.hpp"
+#include "util/errors.hpp"
+
+namespace kvb::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// First Ctrl-C: finish the current step and write what was measured; second: default action.
+void on_interrupt(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct RunFlags {
+  RunConfig config;
+  std::string mode = "generate";
+  std::string out;
+  bool no_hash = false;
+  bool quiet = false;
+};
+
+fs::path default_out_dir() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  fs::path base = fs::path("kvbench-out") / buf;
+  fs::path p = base;
+  for (int i = 2; fs::exists(p); ++i) p = base.string() + "-" + std::to_string(i);
+  return p;
+}
+
+int execute(RunFlags& f) {
+  RunConfig& c = f.config;
+  if (f.mode == "generate") c.mode = RunMode::Generate;
+  else if (f.mode == "replay") c.mode = RunMode::Replay;
+  else fail_input("--mode {}: expected generate or replay", f.mode);
+  c.hash_files = !f.no_hash;
+
+  const fs::path out_dir = f.out.empty() ? default_out_dir() : fs::path(f.out);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) fail_input("--out {}: cannot create directory: {}", out_dir.string(), ec.message());
+
+  auto progress = [&f](const std::string& line) {
+    if (!f.quiet) std::fprintf(stderr, "kvbench: %s\n", line.c_str());
+  };
+  std::signal(SIGINT, on_interrupt);
+  BenchmarkResult r = run_benchmark(c, &g_stop, progress);
+  const fs::path result_path = out_dir / "result.json";
+  write_json_atomic(result_path, r.document);
+
+  if (!c.prompt.empty() && !r.document["runs"].empty()) {
+    for (const auto& s : r.document["runs"][0]["sequences"])
+      std::printf("%s%s\n\n", c.prompt.c_str(), s["text"].get<std::string>().c_str());
+  }
+  std::fputs(render_summary_table(r.document).c_str(), stdout);
+  std::printf("\nresult: %s\n", result_path.string().c_str());
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "kvbench: %s (partial result written)\n", r.failure.c_str());
+    return 3;
+  }
+  if (r.interrupted) {
+    std::fprintf(stderr, "kvbench: interrupted; partial result written\n");
+    return 130;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
+  auto f = std::make_shared<RunFlags>();
+  f->config.command_line = argv;
+  CLI::App* cmd = app.add_subcommand("run", "run a benchmark: model x workload -> result.json + table");
+  RunConfig& c = f->config;
+  cmd->add_option("--model,-m", c.model,
+                  "model: llama2.c .bin, .gguf, Hugging Face folder, or synthetic:<preset>[,seed=N] "
+                  "(presets: tiny, qwen3-0.6b, qwen3-8b, llama3-8b, qwen2-7b)")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer", c.tokenizer, "llama2.c tokenizer file (default: beside the model)");
+  cmd->add_option("--prompt,-p", c.prompt, "a single prompt (instead of --workload)");
+  cmd->add_option("--workload,-w", c.workload,
+                  "workload: JSONL (docs/workloads.md), a recorded R1 trace (.msgpack[.gz]), a DFS set, or "
+                  "builtin:stories (default)");
+  cmd->add_option("--mode", f->mode, "generate | replay (teacher-forced through the recorded continuation)")
+      ->capture_default_str();
+  cmd->add_option("--max-new-tokens,-n", c.max_new_tokens, "new tokens per sequence (replay: cap on replayed tokens)")
+      ->capture_default_str();
+  cmd->add_option("--temperature", c.sampling.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
+  cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--device", c.device, "auto | cpu | cuda[:N]")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");
+  cmd->add_flag("--no-hash", f->no_hash, "skip the sha256 of model files");
+  cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
+  return [f] { return execute(*f); };
+}
+
+}  // namespace kvb::cli

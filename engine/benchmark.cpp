@@ -1,0 +1,166 @@
+#include "engine/benchmark.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <fmt/format.h>
+
+#include "engine/model.hpp"
+#include "kernels/gpu_info.hpp"
+#include "profiler/host_info.hpp"
+#include "reports/result.hpp"
+#include "util/errors.hpp"
+#include "workloads/workload.hpp"
+
+namespace kvb {
+
+namespace {
+
+Workload resolve_workload(const RunConfig& c) {
+  if (!c.prompt.empty()) return single_prompt_workload(c.prompt);
+  if (c.workload.empty()) return builtin_workload("stories");
+  if (c.workload.rfind("builtin:", 0) == 0) return builtin_workload(c.workload.substr(8));
+  return load_workload(c.workload);
+}
+
+// Picks the compute device. Only the CPU decode path exists so far; asking for CUDA explicitly
+// is refused rather than silently measured on the CPU.
+std::string resolve_device(const std::string& device, const std::function<void(const std::string&)>& progress) {
+  if (device == "cpu") return "cpu";
+  if (device == "auto") {
+    GpuQuery q = query_gpus();
+    if (!q.gpus.empty())
+      progress(fmt::format("device: cpu (a GPU answered: {}, but the CUDA decode path is not implemented yet)",
+                           q.gpus[0].name));
+    else
+      progress(fmt::format("device: cpu ({})", q.why_none));
+    return "cpu";
+  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0)
+    fail_input("--device {}: the CUDA decode path is not implemented yet; use --device cpu", device);
+  fail_input("--device {}: expected auto, cpu or cuda[:N]", device);
+}
+
+// An upper bound on an item's prompt length in tokens before the tokenizer is loaded (every
+// supported tokenizer emits at most one token per byte, plus BOS and a dummy prefix).
+int64_t prompt_token_bound(const WorkloadItem& item) {
+  return item.prompt_ids.empty() ? static_cast<int64_t>(item.prompt_text.size()) + 2
+                                 : static_cast<int64_t>(item.prompt_ids.size());
+}
+
+int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
+  const int64_t cont = item.continuation_ids.empty() ? static_cast<int64_t>(item.continuation_text.size()) + 2
+                                                     : static_cast<int64_t>(item.continuation_ids.size());
+  const int64_t gen = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
+  return c.mode == RunMode::Replay ? std::max(cont, gen) : gen;
+}
+
+std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const RunConfig& c) {
+  std::vector<DecodeRequest> out;
+  for (const WorkloadItem& item : w.items) {
+    DecodeRequest r;
+    r.id = item.id;
+    if (!item.prompt_ids.empty()) {
+      r.prompt = item.prompt_ids;
+    } else {
+      r.prompt = m.tokenizer->encode(item.prompt_text);
+      if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) r.prompt.insert(r.prompt.begin(), m.tokenizer->bos_id());
+    }
+    r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
+    if (c.mode == RunMode::Replay) {
+      r.forced = !item.continuation_ids.empty() ? item.continuation_ids : m.tokenizer->encode(item.continuation_text);
+      // --max-new-tokens caps how much of a recorded trace is replayed.
+      if (static_cast<int>(r.forced.size()) > r.max_new_tokens) r.forced.resize(r.max_new_tokens);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
+                              const std::function<void(const std::string&)>& progress) {
+  if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
+  if (c.batch_size <= 0) fail_input("--batch {}: must be a positive integer", c.batch_size);
+  if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
+  if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
+  if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
+
+  ResultHeader header;
+  header.started_at = utc_timestamp();
+  header.command_line = c.command_line;
+  header.host = query_host_info();
+  header.settings.device = resolve_device(c.device, progress);
+#ifdef _OPENMP
+  if (c.threads > 0) omp_set_num_threads(c.threads);
+  header.settings.threads = omp_get_max_threads();
+#else
+  header.settings.threads = 1;
+#endif
+  header.settings.mode = c.mode;
+  header.settings.max_new_tokens = c.max_new_tokens;
+  header.settings.sampling = c.sampling;
+  header.settings.batch_size = c.batch_size;
+
+  Workload workload = resolve_workload(c);
+  int64_t per_sequence = 1;
+  for (const WorkloadItem& item : workload.items)
+    per_sequence = std::max(per_sequence, prompt_token_bound(item) + steps_bound(item, c));
+  LoadOptions lo;
+  lo.tokenizer_path = c.tokenizer;
+  lo.hash_files = c.hash_files;
+  lo.kv_slots = per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
+  progress(fmt::format("loading {}", c.model));
+  Model model = load_model(c.model, lo);
+  progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
+                       to_string(model.config.arch), model.config.parameter_count() / 1e6,
+                       model.info.synthetic ? ", synthetic weights" : ""));
+
+  std::vector<DecodeRequest> requests = make_requests(workload, model, c);
+  DecodeOptions opt;
+  opt.mode = c.mode;
+  opt.sampling = c.sampling;
+  opt.batch_size = c.batch_size;
+  opt.stop = stop;
+
+  if (c.mode == RunMode::Replay) {
+    // Items without a recorded continuation replay full attention's own greedy continuation.
+    std::vector<DecodeRequest> to_generate;
+    std::vector<size_t> where;
+    for (size_t i = 0; i < requests.size(); ++i)
+      if (requests[i].forced.empty()) {
+        to_generate.push_back(requests[i]);
+        where.push_back(i);
+      }
+    if (!to_generate.empty()) {
+      progress(fmt::format("replay: {} item(s) have no recorded continuation; generating full attention's greedy "
+                           "continuation of {} tokens first",
+                           to_generate.size(), c.max_new_tokens));
+      DecodeOptions gen = opt;
+      gen.mode = RunMode::Generate;
+      gen.sampling = SamplingParams{};
+      validate_requests(model, to_generate, RunMode::Generate);
+      DecodeOutput g = run_decode(model, to_generate, gen);
+      for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
+    }
+  }
+  validate_requests(model, requests, c.mode);
+
+  progress(fmt::format("decoding {} sequence(s), mode {}, batch {}", requests.size(), to_string(c.mode), c.batch_size));
+  BenchmarkResult result;
+  MethodRun run;
+  try {
+    run.output = run_decode(model, requests, opt);
+  } catch (const RuntimeFailure& e) {
+    result.failure = e.what();
+  }
+  run.peak_rss_bytes = peak_rss_bytes();
+  result.interrupted = run.output.interrupted;
+  const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
+  result.document = make_result(header, model, workload, {run}, status, result.failure);
+  return result;
+}
+
+}  // namespace kvb

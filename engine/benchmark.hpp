@@ -1,0 +1,43 @@
+#pragma once
+// One `kvbench run`: resolve the workload, load the model, turn items into decode requests,
+// decode, and assemble the result document. The CLI only parses flags into a RunConfig and
+// writes what this returns.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/decode_loop.hpp"
+#include "engine/sampler.hpp"
+
+namespace kvb {
+
+struct RunConfig {
+  std::string model = "synthetic:tiny";
+  std::string tokenizer;          // llama2.c tokenizer override
+  std::string prompt;             // a single prompt (wins over workload)
+  std::string workload;           // file or builtin:<name>; empty = builtin:stories
+  RunMode mode = RunMode::Generate;
+  int max_new_tokens = 128;
+  SamplingParams sampling;
+  int batch_size = 1;
+  std::string device = "auto";    // auto | cpu | cuda[:N]
+  int threads = 0;                // 0 = all cores
+  bool hash_files = true;
+  std::vector<std::string> command_line;
+};
+
+struct BenchmarkResult {
+  nlohmann::json document;  // the canonical result (reports/result.hpp)
+  bool interrupted = false;
+  std::string failure;      // non-empty when a runtime failure ended the run early
+};
+
+// Throws InputError for bad input (before anything is measured). A RuntimeFailure during
+// decoding is caught and reported in the result (status "failed") so what was measured is kept.
+BenchmarkResult run_benchmark(const RunConfig& config, const std::atomic<bool>* stop,
+                              const std::function<void(const std::string&)>& progress);
+
+}  // namespace kvb

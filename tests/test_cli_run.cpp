@@ -1,0 +1,159 @@
+// End to end: the kvbench binary's `run`, `info` and exit codes.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_support.hpp"
+
+namespace kvb::test {
+namespace {
+
+nlohmann::json read_result(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "result.json");
+  return nlohmann::json::parse(in);
+}
+
+// The last line of output that starts with "kvbench:" (the one-line error).
+std::string error_line(const std::string& output) {
+  std::string last;
+  size_t at = 0;
+  while (at < output.size()) {
+    size_t end = output.find('\n', at);
+    std::string line = output.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (line.rfind("kvbench: ", 0) == 0) last = line;
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return last;
+}
+
+TEST(CliRun, DefaultRunWritesACompleteResult) {
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --max-new-tokens 16 --out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json doc = read_result(dir.path());
+  EXPECT_EQ(doc["schema_version"], 1);
+  EXPECT_EQ(doc["status"], "complete");
+  EXPECT_TRUE(doc["synthetic"].get<bool>());
+  EXPECT_EQ(doc["model"]["format"], "synthetic");
+  EXPECT_EQ(doc["workload"]["source"], "builtin:stories");
+  ASSERT_EQ(doc["runs"].size(), 1u);
+  const auto& run = doc["runs"][0];
+  EXPECT_EQ(run["method"], "full");
+  EXPECT_EQ(run["sequences"].size(), 4u);
+  for (const auto& s : run["sequences"]) {
+    EXPECT_GE(s["token_ids"].size(), 1u);
+    EXPECT_LE(s["token_ids"].size(), 16u);
+  }
+  const auto& m = run["measurements"];
+  EXPECT_GT(m["decode"]["tokens_per_s"].get<double>(), 0.0);
+  EXPECT_GT(m["memory"]["kv_bytes_peak"].get<double>(), 0.0);
+  EXPECT_LE(m["memory"]["kv_bytes_peak"].get<double>(), m["memory"]["kv_bytes_allocated"].get<double>());
+  EXPECT_GT(m["memory"]["peak_rss_bytes"].get<double>(), 0.0);
+  EXPECT_GE(m["decode"]["step_latency_ms"]["p99"].get<double>(), m["decode"]["step_latency_ms"]["p50"].get<double>());
+  EXPECT_NE(r.output.find("| synthetic:tiny"), std::string::npos) << r.output;  // the table
+  EXPECT_FALSE(std::filesystem::exists(dir / "result.json.tmp"));
+}
+
+TEST(CliRun, SameSeedSameTokensAcrossBatching) {
+  TempDir a, b;
+  const std::string common = "run -q -n 12 --temperature 0.8 --top-p 0.9 --seed 7 ";
+  ASSERT_EQ(run_kvbench(common + "--batch 1 --out " + a.path().string()).exit_code, 0);
+  ASSERT_EQ(run_kvbench(common + "--batch 3 --out " + b.path().string()).exit_code, 0);
+  auto da = read_result(a.path()), db = read_result(b.path());
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_EQ(da["runs"][0]["sequences"][i]["token_ids"], db["runs"][0]["sequences"][i]["token_ids"]) << i;
+}
+
+TEST(CliRun, ReplayOfOwnGreedyContinuationAgreesFully) {
+  // Replaying full attention's own greedy continuation: every argmax equals the replayed token.
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --mode replay -n 20 --out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = read_result(dir.path());
+  const auto& rep = doc["runs"][0]["measurements"]["replay"];
+  EXPECT_DOUBLE_EQ(rep["top1_agreement"].get<double>(), 1.0);
+  EXPECT_GT(rep["ppl"].get<double>(), 1.0);
+}
+
+TEST(CliRun, StoriesPromptFromBin) {
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q -m " + bin.string() + " -p 'Once upon a time' -n 40 --out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("there was a little girl named Lily"), std::string::npos) << r.output;
+  auto doc = read_result(dir.path());
+  EXPECT_FALSE(doc["synthetic"].get<bool>());
+  EXPECT_EQ(doc["model"]["files"][0]["sha256"], "b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696");
+}
+
+struct BadInput {
+  const char* args;
+  const char* expect;  // substring of the one-line error
+};
+
+class CliBadInput : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(CliBadInput, ExitsTwoWithOneLine) {
+  TempDir dir;
+  CommandResult r = run_kvbench(std::string(GetParam().args) + " --out " + dir.path().string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(error_line(r.output).find(GetParam().expect), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CliBadInput,
+    ::testing::Values(BadInput{"run -q -m /nonexistent/model.bin", "/nonexistent/model.bin"},
+                      BadInput{"run -q -m synthetic:nope", "unknown preset"},
+                      BadInput{"run -q -m synthetic:tiny,seed=x", "seed"},
+                      BadInput{"run -q --mode sideways", "--mode"},
+                      BadInput{"run -q --max-new-tokens 0", "--max-new-tokens"},
+                      BadInput{"run -q --top-p 1.5", "--top-p"},
+                      BadInput{"run -q --temperature -1", "--temperature"},
+                      BadInput{"run -q --batch 0", "--batch"},
+                      BadInput{"run -q --device cuda", "--device cuda"},
+                      BadInput{"run -q --device tpu", "--device tpu"},
+                      BadInput{"run -q -n 5000", "exceeds the model's context"},
+                      BadInput{"run -q --workload builtin:nothing", "nothing"},
+                      BadInput{"run --no-such-flag", "--no-such-flag"},
+                      BadInput{"calibrate", "calibrate is not implemented yet"}));
+
+TEST(CliRun, WorkloadErrorsNameTheFileAndLine) {
+  TempDir dir;
+  const auto wl = dir / "bad.jsonl";
+  std::ofstream(wl) << "{\"prompt\": \"ok\"}\n{not json\n";
+  CommandResult r = run_kvbench("run -q --workload " + wl.string() + " --out " + (dir / "out").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(error_line(r.output).find(wl.string() + ":2"), std::string::npos) << r.output;
+}
+
+TEST(CliRun, TruncatedModelFileExitsTwo) {
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  TempDir dir;
+  std::filesystem::copy_file(bin.parent_path() / "tok512.bin", dir / "tok512.bin");
+  {
+    std::ifstream in(bin, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(dir / "cut.bin", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  CommandResult r = run_kvbench("run -q -m " + (dir / "cut.bin").string() + " --out " + (dir / "out").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(error_line(r.output).find("cut.bin"), std::string::npos) << r.output;
+  EXPECT_NE(error_line(r.output).find("truncated"), std::string::npos) << r.output;
+}
+
+TEST(CliInfo, PrintsHostFactsAndJson) {
+  CommandResult r = run_kvbench("info --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = nlohmann::json::parse(r.output);
+  EXPECT_GT(doc["host"]["logical_cores"].get<int>(), 0);
+  EXPECT_TRUE(doc["gpus"].is_array());
+  CommandResult v = run_kvbench("--version");
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.output.find("kvbench 0."), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvb::test
