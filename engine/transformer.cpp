@@ -8,6 +8,7 @@
 #include <omp.h>
 #endif
 
+#include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 #include "util/errors.hpp"
 
@@ -55,8 +56,9 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
-#pragma omp parallel for schedule(dynamic, 1) if (work >= (int64_t(1) << 16))
-  for (int task = 0; task < n_tok * n_heads; ++task) {
+  // Zeroed once here: per head, the compiler turns a zero fill into a memset call.
+  std::fill(att_out_.begin(), att_out_.begin() + size_t(n_tok) * cfg_.q_dim(), 0.0f);
+  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16), [&](int task) {
     const int i = task / n_heads, h = task % n_heads, kvh = h / group;
     const BatchToken& tok = batch[i];
     const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
@@ -65,36 +67,28 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
     const int32_t* pos = cache.positions(layer, tok.seq, kvh);
     const int len = cache.length(layer, tok.seq, kvh);
     float* score = scores_.data() + per_thread * thread_index();
-    // Causality by absolute position, not slot index: slots may be reordered by eviction.
+    // Scores are a [len x hd] by [hd] product; causality is by absolute position, not slot index
+    // (slots may be reordered by eviction).
+    cpu::matmul(score, q, keys, 1, hd, len);
     float max = -std::numeric_limits<float>::infinity();
     for (int j = 0; j < len; ++j) {
-      if (pos[j] > tok.pos) {
-        score[j] = -std::numeric_limits<float>::infinity();
-        continue;
-      }
-      const float* k = keys + size_t(j) * hd;
-      float s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int d = 0; d < hd; ++d) s += q[d] * k[d];
-      score[j] = s * scale;
-      max = std::fmax(max, score[j]);
+      score[j] = pos[j] > tok.pos ? -std::numeric_limits<float>::infinity() : score[j] * scale;
+      max = score[j] > max ? score[j] : max;  // not std::fmax: a libm call without -ffast-math
     }
     float sum = 0;
     for (int j = 0; j < len; ++j) {
-      score[j] = pos[j] > tok.pos ? 0.0f : std::exp(score[j] - max);
+      score[j] = std::exp(score[j] - max);  // masked slots: exp(-inf) = 0
       sum += score[j];
     }
     float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
-    std::memset(out, 0, sizeof(float) * hd);
     const float inv = 1.0f / sum;
     for (int j = 0; j < len; ++j) {
       const float p = score[j] * inv;
       if (p == 0.0f) continue;
       const float* v = values + size_t(j) * hd;
-#pragma omp simd
       for (int d = 0; d < hd; ++d) out[d] += p * v[d];
     }
-  }
+  });
 }
 
 void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, float* logits) {

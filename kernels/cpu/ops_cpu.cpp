@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 
 namespace kvb::cpu {
@@ -14,39 +15,52 @@ namespace {
 constexpr int64_t kParallelMinWork = int64_t(1) << 17;
 }  // namespace
 
+namespace {
+
+// Four dot products of length n in one pass, so the FMA chains interleave: with one
+// accumulator a short dot (n = 64) is latency-bound and ends in a horizontal sum per output.
+[[gnu::always_inline]] inline void dot4(const float* a0, const float* a1, const float* a2, const float* a3, const float* b, int n,
+                 float* out0, float* out1, float* out2, float* out3) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+  for (int i = 0; i < n; ++i) {
+    s0 += a0[i] * b[i];
+    s1 += a1[i] * b[i];
+    s2 += a2[i] * b[i];
+    s3 += a3[i] * b[i];
+  }
+  *out0 = s0;
+  *out1 = s1;
+  *out2 = s2;
+  *out3 = s3;
+}
+
+[[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
+
 void matmul(float* y, const float* x, const float* w, int rows, int in, int out) {
   const int64_t work = int64_t(rows) * in * out;
-  // Four input rows share each weight-row load (prefill); decode has rows = batch size.
-#pragma omp parallel for schedule(static) if (work >= kParallelMinWork)
-  for (int o = 0; o < out; ++o) {
-    const float* wr = w + size_t(o) * in;
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-      const float* x0 = x + size_t(r) * in;
-      const float* x1 = x0 + in;
-      const float* x2 = x1 + in;
-      const float* x3 = x2 + in;
-      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-      for (int i = 0; i < in; ++i) {
-        s0 += wr[i] * x0[i];
-        s1 += wr[i] * x1[i];
-        s2 += wr[i] * x2[i];
-        s3 += wr[i] * x3[i];
-      }
-      y[size_t(r) * out + o] = s0;
-      y[size_t(r + 1) * out + o] = s1;
-      y[size_t(r + 2) * out + o] = s2;
-      y[size_t(r + 3) * out + o] = s3;
+  const int blocks = (out + 3) / 4;
+  parallel_for(blocks, work >= kParallelMinWork, [=](int b) {
+    const int o = 4 * b;
+    if (o + 4 > out) {  // tail rows of w
+      for (int oo = o; oo < out; ++oo)
+        for (int r = 0; r < rows; ++r) y[size_t(r) * out + oo] = dot(w + size_t(oo) * in, x + size_t(r) * in, in);
+      return;
     }
-    for (; r < rows; ++r) {
-      const float* xr = x + size_t(r) * in;
-      float s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int i = 0; i < in; ++i) s += wr[i] * xr[i];
-      y[size_t(r) * out + o] = s;
+    // Four weight rows share each load of an input row.
+    const float* w0 = w + size_t(o) * in;
+    for (int r = 0; r < rows; ++r) {
+      float* yr = y + size_t(r) * out + o;
+      dot4(w0, w0 + in, w0 + 2 * size_t(in), w0 + 3 * size_t(in), x + size_t(r) * in, in, yr, yr + 1, yr + 2, yr + 3);
     }
-  }
+  });
 }
 
 void rmsnorm(float* y, const float* x, const float* weight, int rows, int n, float eps) {
@@ -70,7 +84,7 @@ void swiglu(float* gate, const float* up, int64_t n) {
 
 void softmax(float* x, int n) {
   float max = x[0];
-  for (int i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+  for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
   float sum = 0;
   for (int i = 0; i < n; ++i) {
     x[i] = std::exp(x[i] - max);
