@@ -8,6 +8,7 @@
 #include <omp.h>
 #endif
 
+#include "kernels/cpu/exp_approx.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 #include "util/errors.hpp"
@@ -56,8 +57,6 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
-  // Zeroed once here: per head, the compiler turns a zero fill into a memset call.
-  std::fill(att_out_.begin(), att_out_.begin() + size_t(n_tok) * cfg_.q_dim(), 0.0f);
   cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16), [&](int task) {
     const int i = task / n_heads, h = task % n_heads, kvh = h / group;
     const BatchToken& tok = batch[i];
@@ -76,18 +75,14 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
       max = score[j] > max ? score[j] : max;  // not std::fmax: a libm call without -ffast-math
     }
     float sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < len; ++j) {
-      score[j] = std::exp(score[j] - max);  // masked slots: exp(-inf) = 0
+      score[j] = cpu::exp_approx(score[j] - max);  // masked slots: exactly 0
       sum += score[j];
     }
-    float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
     const float inv = 1.0f / sum;
-    for (int j = 0; j < len; ++j) {
-      const float p = score[j] * inv;
-      if (p == 0.0f) continue;
-      const float* v = values + size_t(j) * hd;
-      for (int d = 0; d < hd; ++d) out[d] += p * v[d];
-    }
+    for (int j = 0; j < len; ++j) score[j] *= inv;
+    cpu::weighted_row_sum(att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd, score, values, len, hd);
   });
 }
 

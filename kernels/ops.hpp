@@ -9,6 +9,9 @@ namespace kvb::cpu {
 // y[r][o] = sum_i x[r][i] * w[o][i]   for r < rows, o < out
 void matmul(float* y, const float* x, const float* w, int rows, int in, int out);
 
+// y[c] = sum_r x[r] * w[r][c]   for c < n: a weighted sum of the rows of w (attention's P.V)
+void weighted_row_sum(float* y, const float* x, const float* w, int rows, int n);
+
 // y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, per row of n (y may alias x)
 void rmsnorm(float* y, const float* x, const float* weight, int rows, int n, float eps);
 

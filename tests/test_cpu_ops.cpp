@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/exp_approx.hpp"
 #include "kernels/ops.hpp"
 
 namespace kvb {
@@ -66,6 +67,36 @@ TEST(CpuOps, RmsnormSwigluSoftmaxBias) {
   cpu::add_bias(yb.data(), w.data(), rows, n);
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < n; ++i) ASSERT_FLOAT_EQ(yb[r * n + i], 1.0f + w[i]);
+}
+
+}  // namespace
+}  // namespace kvb
+
+namespace kvb {
+namespace {
+
+TEST(CpuOps, WeightedRowSumMatchesNaiveLoops) {
+  std::mt19937 rng(3);
+  for (auto [rows, n] : std::vector<std::pair<int, int>>{{1, 1}, {5, 8}, {7, 9}, {130, 64}, {33, 128}, {2, 23}}) {
+    auto x = random_vector(rows, rng), w = random_vector(size_t(rows) * n, rng);
+    std::vector<float> y(n, std::nanf(""));
+    cpu::weighted_row_sum(y.data(), x.data(), w.data(), rows, n);
+    for (int c = 0; c < n; ++c) {
+      double ref = 0;
+      for (int r = 0; r < rows; ++r) ref += double(x[r]) * w[size_t(r) * n + c];
+      ASSERT_NEAR(y[c], ref, 1e-5 * std::sqrt(double(rows)) + 1e-6) << rows << "x" << n << " col " << c;
+    }
+  }
+}
+
+TEST(CpuOps, ExpApproxIsAccurate) {
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+    const double ref = std::exp(double(x));
+    ASSERT_NEAR(cpu::exp_approx(x) / ref, 1.0, 3e-7) << x;
+  }
+  EXPECT_EQ(cpu::exp_approx(-INFINITY), 0.0f);
+  EXPECT_EQ(cpu::exp_approx(-100.0f), 0.0f);
+  EXPECT_EQ(cpu::exp_approx(0.0f), 1.0f);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-// CPU reference ops. Written for the compiler's vectoriser: `omp simd reduction` lets it
-// reassociate the float sums (as -ffast-math would) without changing the semantics of the rest
-// of the program. Threads are used only where a call has enough work to pay for waking them.
+// CPU reference ops. Dot products use explicit eight-lane accumulators (simd.hpp); simple
+// reductions use `omp simd`, which lets the compiler reassociate float sums without -ffast-math.
+// Threads are used only where a call has enough work to pay for waking them.
 #include <cmath>
 #include <cstddef>
 
+#include "kernels/cpu/exp_approx.hpp"
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/cpu/simd.hpp"
 #include "kernels/ops.hpp"
 
 namespace kvb::cpu {
@@ -17,29 +19,39 @@ constexpr int64_t kParallelMinWork = int64_t(1) << 17;
 
 namespace {
 
-// Four dot products of length n in one pass, so the FMA chains interleave: with one
-// accumulator a short dot (n = 64) is latency-bound and ends in a horizontal sum per output.
-[[gnu::always_inline]] inline void dot4(const float* a0, const float* a1, const float* a2, const float* a3, const float* b, int n,
-                 float* out0, float* out1, float* out2, float* out3) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-  for (int i = 0; i < n; ++i) {
-    s0 += a0[i] * b[i];
-    s1 += a1[i] * b[i];
-    s2 += a2[i] * b[i];
-    s3 += a3[i] * b[i];
+// Four dot products of length n in one pass: each load of b feeds four independent FMA chains,
+// and each chain keeps eight lanes in a register until one horizontal sum at the end.
+[[gnu::always_inline]] inline void dot4(const float* a0, const float* a1, const float* a2, const float* a3,
+                                        const float* b, int n, float* out) {
+  f32x8 s0 = splat8(0), s1 = s0, s2 = s0, s3 = s0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const f32x8 bv = load8(b + i);
+    s0 += load8(a0 + i) * bv;
+    s1 += load8(a1 + i) * bv;
+    s2 += load8(a2 + i) * bv;
+    s3 += load8(a3 + i) * bv;
   }
-  *out0 = s0;
-  *out1 = s1;
-  *out2 = s2;
-  *out3 = s3;
+  float t0 = hsum8(s0), t1 = hsum8(s1), t2 = hsum8(s2), t3 = hsum8(s3);
+  for (; i < n; ++i) {
+    t0 += a0[i] * b[i];
+    t1 += a1[i] * b[i];
+    t2 += a2[i] * b[i];
+    t3 += a3[i] * b[i];
+  }
+  out[0] = t0;
+  out[1] = t1;
+  out[2] = t2;
+  out[3] = t3;
 }
 
 [[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
+  f32x8 s = splat8(0);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) s += load8(a + i) * load8(b + i);
+  float t = hsum8(s);
+  for (; i < n; ++i) t += a[i] * b[i];
+  return t;
 }
 
 }  // namespace
@@ -58,9 +70,24 @@ void matmul(float* y, const float* x, const float* w, int rows, int in, int out)
     const float* w0 = w + size_t(o) * in;
     for (int r = 0; r < rows; ++r) {
       float* yr = y + size_t(r) * out + o;
-      dot4(w0, w0 + in, w0 + 2 * size_t(in), w0 + 3 * size_t(in), x + size_t(r) * in, in, yr, yr + 1, yr + 2, yr + 3);
+      dot4(w0, w0 + in, w0 + 2 * size_t(in), w0 + 3 * size_t(in), x + size_t(r) * in, in, yr);
     }
   });
+}
+
+void weighted_row_sum(float* y, const float* x, const float* w, int rows, int n) {
+  int c = 0;
+  // Eight columns at a time, their sums held in a register across all rows.
+  for (; c + 8 <= n; c += 8) {
+    f32x8 acc = splat8(0);
+    for (int r = 0; r < rows; ++r) acc += splat8(x[r]) * load8(w + size_t(r) * n + c);
+    store8(y + c, acc);
+  }
+  for (; c < n; ++c) {
+    float acc = 0;
+    for (int r = 0; r < rows; ++r) acc += x[r] * w[size_t(r) * n + c];
+    y[c] = acc;
+  }
 }
 
 void rmsnorm(float* y, const float* x, const float* weight, int rows, int n, float eps) {
@@ -86,8 +113,9 @@ void softmax(float* x, int n) {
   float max = x[0];
   for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
   float sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
+    x[i] = exp_approx(x[i] - max);
     sum += x[i];
   }
   const float inv = 1.0f / sum;
