@@ -74,12 +74,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
       score[j] = pos[j] > tok.pos ? -std::numeric_limits<float>::infinity() : score[j] * scale;
       max = score[j] > max ? score[j] : max;  // not std::fmax: a libm call without -ffast-math
     }
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < len; ++j) {
-      score[j] = cpu::exp_approx(score[j] - max);  // masked slots: exactly 0
-      sum += score[j];
-    }
+    const float sum = cpu::exp_shifted_sum(score, len, max);  // masked slots become exactly 0
     const float inv = 1.0f / sum;
     for (int j = 0; j < len; ++j) score[j] *= inv;
     cpu::weighted_row_sum(att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd, score, values, len, hd);

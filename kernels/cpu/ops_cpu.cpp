@@ -112,12 +112,7 @@ void swiglu(float* gate, const float* up, int64_t n) {
 void softmax(float* x, int n) {
   float max = x[0];
   for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int i = 0; i < n; ++i) {
-    x[i] = exp_approx(x[i] - max);
-    sum += x[i];
-  }
+  const float sum = exp_shifted_sum(x, n, max);
   const float inv = 1.0f / sum;
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
