@@ -1,12 +1,9 @@
 #include "engine/benchmark.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include <fmt/format.h>
 
 #include "engine/model.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/gpu_info.hpp"
 #include "profiler/host_info.hpp"
 #include "reports/result.hpp"
@@ -93,12 +90,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   header.command_line = c.command_line;
   header.host = query_host_info();
   header.settings.device = resolve_device(c.device, progress);
-#ifdef _OPENMP
-  if (c.threads > 0) omp_set_num_threads(c.threads);
-  header.settings.threads = omp_get_max_threads();
-#else
-  header.settings.threads = 1;
-#endif
+  cpu::ThreadPool::instance().set_threads(c.threads);
+  header.settings.threads = cpu::ThreadPool::instance().threads();
   header.settings.mode = c.mode;
   header.settings.max_new_tokens = c.max_new_tokens;
   header.settings.sampling = c.sampling;

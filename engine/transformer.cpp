@@ -4,10 +4,6 @@
 #include <cstring>
 #include <limits>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "kernels/cpu/exp_approx.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
@@ -15,25 +11,6 @@
 
 namespace kvb {
 
-namespace {
-
-int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-}  // namespace
 
 Transformer::Transformer(const Model& model, int max_batch_tokens)
     : model_(model), cfg_(model.config), rope_(model.config), max_tokens_(max_batch_tokens) {
@@ -53,7 +30,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
   const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t per_thread = static_cast<size_t>(cache.capacity());
-  if (scores_.size() < per_thread * max_threads()) scores_.resize(per_thread * max_threads());
+  if (scores_.size() < per_thread * cpu::ThreadPool::instance().threads()) scores_.resize(per_thread * cpu::ThreadPool::instance().threads());
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
@@ -65,7 +42,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
     const float* values = cache.values(layer, tok.seq, kvh);
     const int32_t* pos = cache.positions(layer, tok.seq, kvh);
     const int len = cache.length(layer, tok.seq, kvh);
-    float* score = scores_.data() + per_thread * thread_index();
+    float* score = scores_.data() + per_thread * cpu::ThreadPool::current_index();
     // Scores are a [len x hd] by [hd] product; causality is by absolute position, not slot index
     // (slots may be reordered by eviction).
     cpu::matmul(score, q, keys, 1, hd, len);

@@ -7,6 +7,7 @@
 
 #include "engine/model.hpp"
 #include "engine/tokenizers/byte_tokenizer.hpp"
+#include "kernels/cpu/parallel.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -64,12 +65,15 @@ Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, uint64_t tensor_
   for (int64_t s : t.shape) n *= s;
   t.data.resize(n);
   const uint64_t key = mix(seed * 0x100000001b3ull + tensor_id);
-#pragma omp parallel for schedule(static) if (n > (1 << 20))
-  for (int64_t i = 0; i < n; ++i) {
-    // Uniform in [-1, 1) scaled to unit variance (sqrt 3).
-    const double u = (mix(key ^ static_cast<uint64_t>(i)) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
-    t.data[i] = offset + scale * static_cast<float>(u * 1.7320508075688772);
-  }
+  constexpr int64_t kChunk = 1 << 16;
+  const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
+  cpu::parallel_for(chunks, chunks > 16, [&](int c) {
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
+      // Uniform in [-1, 1) scaled to unit variance (sqrt 3).
+      const double u = (mix(key ^ static_cast<uint64_t>(i)) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
+      t.data[i] = offset + scale * static_cast<float>(u * 1.7320508075688772);
+    }
+  });
   return t;
 }
 
