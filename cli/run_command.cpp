@@ -2,7 +2,6 @@
 
 #include <csignal>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -12,6 +11,7 @@
 #include "reports/json_file.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
+#include "util/timestamp.hpp"
 
 namespace kvb::cli {
 
@@ -36,12 +36,7 @@ struct RunFlags {
 };
 
 fs::path default_out_dir() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  fs::path base = fs::path("kvbench-out") / buf;
+  fs::path base = fs::path("kvbench-out") / format_now("%Y%m%d-%H%M%S", false);
   fs::path p = base;
   for (int i = 2; fs::exists(p); ++i) p = base.string() + "-" + std::to_string(i);
   return p;

@@ -1,23 +1,16 @@
 #include "reports/result.hpp"
 
 #include <cmath>
-#include <ctime>
 
 #include "build_info.hpp"
 #include "reports/statistics.hpp"
+#include "util/timestamp.hpp"
 
 namespace kvb {
 
 using nlohmann::json;
 
-std::string utc_timestamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc_timestamp() { return format_now("%Y-%m-%dT%H:%M:%SZ", true); }
 
 json host_to_json(const HostInfo& h) {
   return {{"cpu_model", h.cpu_model}, {"logical_cores", h.logical_cores}, {"memory_bytes", h.memory_bytes},
