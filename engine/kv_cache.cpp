@@ -1,5 +1,7 @@
 #include "engine/kv_cache.hpp"
 
+#include <cstring>
+
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -30,6 +32,32 @@ int KvCache::append_slot(int layer, int seq, int kv_head, int32_t pos) {
   len_[i] = slot + 1;
   peak_slots_ = std::max(peak_slots_, ++live_slots_);
   return slot;
+}
+
+void KvCache::compact(int layer, int seq, int kv_head, std::span<const int> keep) {
+  const int len = length(layer, seq, kv_head);
+  const int new_len = static_cast<int>(keep.size());
+  kept_.assign(static_cast<size_t>(len), 0);
+  for (int idx : keep) {
+    if (idx < 0 || idx >= len || kept_[idx])
+      fail_runtime("KV compaction: slot {} is out of range [0, {}) or listed twice", idx, len);
+    kept_[idx] = 1;
+  }
+  float* k = keys(layer, seq, kv_head);
+  float* v = values(layer, seq, kv_head);
+  int32_t* p = positions(layer, seq, kv_head);
+  const size_t row = sizeof(float) * head_dim_;
+  // Pair the holes below new_len with the kept slots at or above it, both in ascending order.
+  int hole = 0;
+  for (int src = new_len; src < len; ++src) {
+    if (!kept_[src]) continue;
+    while (kept_[hole]) ++hole;  // a hole exists: kept slots above new_len equal holes below it
+    std::memcpy(k + size_t(hole) * head_dim_, k + size_t(src) * head_dim_, row);
+    std::memcpy(v + size_t(hole) * head_dim_, v + size_t(src) * head_dim_, row);
+    p[hole] = p[src];
+    kept_[hole] = 1;
+  }
+  set_length(layer, seq, kv_head, new_len);
 }
 
 void KvCache::clear_sequence(int seq) {

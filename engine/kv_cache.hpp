@@ -4,6 +4,7 @@
 // no meaning: anything that needs "the most recent tokens" asks pos, never the slot index, so a
 // compression method can evict slots and compact the rest.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/model_config.hpp"
@@ -34,6 +35,13 @@ class KvCache {
   // returns its index; throws RuntimeFailure when the slots are full.
   int append_slot(int layer, int seq, int kv_head, int32_t pos);
 
+  // Keeps exactly the slots `keep` (distinct indices below the current length) of (layer, seq,
+  // kv_head) and makes them the first keep.size() slots: kept slots already below the new length
+  // stay where they are, kept slots above it fill the evicted holes below it, positions move with
+  // their keys and values (at most length - keep.size() slot moves). Throws RuntimeFailure on an
+  // index that is out of range or repeated.
+  void compact(int layer, int seq, int kv_head, std::span<const int> keep);
+
   // Forgets every slot of a sequence (its batch row can take a new sequence).
   void clear_sequence(int seq);
 
@@ -54,6 +62,7 @@ class KvCache {
   std::vector<int32_t> pos_;
   std::vector<int32_t> len_;
   uint64_t live_slots_ = 0, peak_slots_ = 0;
+  std::vector<uint8_t> kept_;  // compact() scratch, one flag per slot
 };
 
 }  // namespace kvb
