@@ -103,6 +103,13 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--method", c.methods,
+                  "comma list of KV methods: full, streaming (triattention, snapkv, rkv, h2o: planned)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--budget", c.budgets, "comma list of KV budgets (tokens kept per layer and kv-head)")->delimiter(',');
+  cmd->add_option("--divide-length", c.divide_length, "compress when the cache reaches budget + this")
+      ->capture_default_str();
   cmd->add_option("--device", c.device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");

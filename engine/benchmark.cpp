@@ -85,6 +85,26 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
   if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
 
+  // Every (method, budget) is checked before anything is loaded.
+  std::vector<PolicyConfig> policies;
+  for (const std::string& method : c.methods) {
+    PolicyConfig p;
+    p.method = method;
+    p.divide_length = c.divide_length;
+    if (method == "full") {
+      make_policy(p);
+      policies.push_back(p);
+      continue;
+    }
+    if (c.budgets.empty()) make_policy(p);  // names an unknown method, else asks for --budget
+    for (int b : c.budgets) {
+      p.budget = b;
+      make_policy(p);
+      policies.push_back(p);
+    }
+  }
+  if (policies.empty()) fail_input("--method: no method given");
+
   ResultHeader header;
   header.started_at = utc_timestamp();
   header.command_line = c.command_line;
@@ -141,18 +161,28 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   }
   validate_requests(model, requests, c.mode);
 
-  progress(fmt::format("decoding {} sequence(s), mode {}, batch {}", requests.size(), to_string(c.mode), c.batch_size));
   BenchmarkResult result;
-  MethodRun run;
-  try {
-    run.output = run_decode(model, requests, opt);
-  } catch (const RuntimeFailure& e) {
-    result.failure = e.what();
+  std::vector<MethodRun> runs;
+  for (const PolicyConfig& p : policies) {
+    if (result.interrupted || !result.failure.empty()) break;
+    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", requests.size(), p.method,
+                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), c.batch_size));
+    MethodRun run;
+    run.method = p.method;
+    run.budget = p.budget;
+    run.divide_length = p.budget > 0 ? p.divide_length : 0;
+    opt.policy = p;
+    try {
+      run.output = run_decode(model, requests, opt);
+    } catch (const RuntimeFailure& e) {
+      result.failure = e.what();
+    }
+    run.peak_rss_bytes = peak_rss_bytes();
+    result.interrupted = run.output.interrupted;
+    runs.push_back(std::move(run));
   }
-  run.peak_rss_bytes = peak_rss_bytes();
-  result.interrupted = run.output.interrupted;
   const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
-  result.document = make_result(header, model, workload, {run}, status, result.failure);
+  result.document = make_result(header, model, workload, runs, status, result.failure);
   return result;
 }
 

@@ -23,6 +23,9 @@ struct RunConfig {
   int max_new_tokens = 128;
   SamplingParams sampling;
   int batch_size = 1;
+  std::vector<std::string> methods = {"full"};  // every method x every budget is run
+  std::vector<int> budgets;                     // required by every method but full
+  int divide_length = 128;
   std::string device = "auto";    // auto | cpu | cuda[:N]
   int threads = 0;                // 0 = all cores
   bool hash_files = true;

@@ -62,6 +62,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   const ModelConfig& c = model.config;
   const int vocab = c.vocab_size;
   const int batch_size = std::max(1, opt.batch_size);
+  std::unique_ptr<KvPolicy> policy = make_policy(opt.policy);
   Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
   std::vector<float> logits(size_t(batch_size) * vocab);
   std::vector<BatchToken> batch;
@@ -76,12 +77,24 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     int capacity = 1;
     for (int s = 0; s < n; ++s) {
       const DecodeRequest& r = requests[first + s];
-      capacity = std::max(capacity, static_cast<int>(r.prompt.size()) + steps_of(r, opt.mode));
+      const int prompt = static_cast<int>(r.prompt.size());
+      capacity = std::max(capacity, policy->capacity(prompt, prompt + steps_of(r, opt.mode)));
     }
     KvCache cache(c, n, capacity);
     out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, cache.capacity_bytes());
     std::vector<Sampler> samplers;
     for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
+
+    // The policy runs after every forward; its time is measured apart from the forward's.
+    auto apply_policy = [&](int s) {
+      const auto t0 = Clock::now();
+      const int64_t evicted = policy->after_forward(cache, s);
+      out.stats.compression_seconds += seconds_since(t0);
+      if (evicted > 0) {
+        ++out.stats.compression_events;
+        out.stats.evicted_slots += evicted;
+      }
+    };
 
     // What each sequence consumes next and whether it is still running.
     std::vector<int> next_token(n), done(n, 0);
@@ -127,6 +140,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
         for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
         tf.forward(batch, cache, logits.data());
       }
+      apply_policy(s);
       consume(s, logits.data());
       o.prefill_seconds = seconds_since(t0);
       out.stats.prefill_seconds += o.prefill_seconds;
@@ -153,6 +167,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       }
       const auto t0 = Clock::now();
       tf.forward(batch, cache, logits.data());
+      for (int s : rows) apply_policy(s);
       for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], logits.data() + i * vocab);
       const double dt = seconds_since(t0);
       out.stats.step_seconds.push_back(dt);

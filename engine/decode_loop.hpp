@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/methods/kv_policy.hpp"
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
 
@@ -40,6 +41,9 @@ struct DecodeStats {
   std::vector<double> step_seconds;   // one entry per decode step (a step feeds every active sequence)
   uint64_t kv_peak_bytes = 0;
   uint64_t kv_capacity_bytes = 0;     // largest cache allocated
+  int64_t compression_events = 0;     // policy calls that evicted slots (one per sequence and call)
+  int64_t evicted_slots = 0;          // summed over layers and kv-heads
+  double compression_seconds = 0;     // time in the policy (scoring, selection, compaction)
 };
 
 struct DecodeOutput {
@@ -53,6 +57,7 @@ struct DecodeOptions {
   SamplingParams sampling;
   int batch_size = 1;
   int prefill_chunk = 512;                  // prompt tokens per forward call
+  PolicyConfig policy;                      // which KV-cache method, at which budget
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
 };
 

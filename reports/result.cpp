@@ -104,6 +104,12 @@ json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
                   {"step_latency_ms", summary_ms(st.step_seconds)}}},
       {"memory", {{"weights_bytes", model.weights.bytes()}, {"kv_bytes_peak", st.kv_peak_bytes},
                   {"kv_bytes_allocated", st.kv_capacity_bytes}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+  const double total_seconds = st.prefill_seconds + st.decode_seconds;
+  measurements["compression"] = {{"events", st.compression_events},
+                                 {"evicted_slots", st.evicted_slots},
+                                 {"seconds", st.compression_seconds},
+                                 {"ms_per_event", st.compression_events > 0 ? st.compression_seconds * 1e3 / st.compression_events : 0.0},
+                                 {"share_of_time", total_seconds > 0 ? st.compression_seconds / total_seconds : 0.0}};
   if (mode == RunMode::Replay && replayed > 0) {
     const double n = static_cast<double>(replayed);
     measurements["replay"] = {{"tokens", replayed}, {"nll_mean", nll_sum / n}, {"ppl", std::exp(nll_sum / n)},
@@ -111,6 +117,7 @@ json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
   }
   return {{"method", run.method},
           {"budget", run.budget > 0 ? json(run.budget) : json(nullptr)},
+          {"divide_length", run.divide_length > 0 ? json(run.divide_length) : json(nullptr)},
           {"interrupted", run.output.interrupted},
           {"measurements", measurements},
           {"sequences", sequences}};

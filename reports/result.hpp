@@ -27,6 +27,7 @@ struct RunSettings {
 struct MethodRun {
   std::string method = "full";
   int budget = 0;  // 0 = unbounded
+  int divide_length = 0;
   DecodeOutput output;
   uint64_t peak_rss_bytes = 0;
 };

@@ -1,0 +1,41 @@
+#include "engine/methods/kv_policy.hpp"
+
+#include <algorithm>
+
+#include "engine/methods/streaming_policy.hpp"
+#include "util/errors.hpp"
+
+namespace kvb {
+
+namespace {
+
+class FullPolicy : public KvPolicy {
+ public:
+  int capacity(int, int total_tokens) const override { return total_tokens; }
+  int64_t after_forward(KvCache&, int) override { return 0; }
+};
+
+}  // namespace
+
+const std::vector<std::string>& known_methods() {
+  static const std::vector<std::string> methods = {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"};
+  return methods;
+}
+
+std::unique_ptr<KvPolicy> make_policy(const PolicyConfig& c) {
+  const auto& known = known_methods();
+  if (std::find(known.begin(), known.end(), c.method) == known.end())
+    fail_input("--method {}: unknown method (known: full, triattention, snapkv, rkv, streaming, h2o)", c.method);
+  if (c.method == "full") return std::make_unique<FullPolicy>();
+  if (c.budget <= 0) fail_input("--budget: method {} needs a positive token budget (a comma list, e.g. --budget 512,1024)", c.method);
+  if (c.divide_length <= 0) fail_input("--divide-length {}: must be positive", c.divide_length);
+  if (c.method == "streaming") {
+    if (c.budget <= c.sink_tokens)
+      fail_input("--budget {}: streaming keeps {} sink tokens plus a recent window, so the budget must exceed {}",
+                 c.budget, c.sink_tokens, c.sink_tokens);
+    return std::make_unique<StreamingPolicy>(c);
+  }
+  fail_input("--method {}: not implemented yet (planned in issue 3)", c.method);
+}
+
+}  // namespace kvb

@@ -1,0 +1,40 @@
+#pragma once
+// A KV-cache policy decides, after every forward, whether a sequence's cache is compacted and
+// which slots survive (docs/design.md, "Method"). `full` never evicts; budgeted methods keep the
+// cache between `budget` and `budget + divide_length` slots per (layer, kv-head), so the bytes they
+// report are the bytes they hold.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/kv_cache.hpp"
+
+namespace kvb {
+
+struct PolicyConfig {
+  std::string method = "full";
+  int budget = 0;            // slots kept per (layer, kv-head) after a compression; 0 = unbounded
+  int divide_length = 128;   // slack: compress when the cache reaches budget + divide_length
+  int sink_tokens = 4;       // streaming: attention sinks kept besides the recent window
+};
+
+class KvPolicy {
+ public:
+  virtual ~KvPolicy() = default;
+  // Slots per (layer, sequence, kv-head) the cache needs for a sequence with this prompt and
+  // this many tokens in all.
+  virtual int capacity(int prompt_tokens, int total_tokens) const = 0;
+  // Called after each forward that appended tokens to `seq`; compacts when due and returns the
+  // number of slots evicted (summed over layers and kv-heads).
+  virtual int64_t after_forward(KvCache& cache, int seq) = 0;
+};
+
+// Methods kvbench knows, in the order they are reported.
+const std::vector<std::string>& known_methods();
+
+// Throws InputError naming --method / --budget for unknown methods, budgets a method cannot
+// honour, and methods that are not implemented yet.
+std::unique_ptr<KvPolicy> make_policy(const PolicyConfig& config);
+
+}  // namespace kvb
