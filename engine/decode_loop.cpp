@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
+#include "engine/fidelity.hpp"
 #include "engine/kv_cache.hpp"
 #include "engine/transformer.hpp"
 #include "util/errors.hpp"
@@ -65,6 +67,8 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   std::unique_ptr<KvPolicy> policy = make_policy(opt.policy);
   Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
   std::vector<float> logits(size_t(batch_size) * vocab);
+  const bool lockstep = opt.mode == RunMode::Replay && opt.policy.method != "full";
+  std::vector<float> ref_logits(lockstep ? size_t(batch_size) * vocab : 0);
   std::vector<BatchToken> batch;
   batch.reserve(std::max(batch_size, opt.prefill_chunk));
 
@@ -81,6 +85,21 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       capacity = std::max(capacity, policy->capacity(prompt, prompt + steps_of(r, opt.mode)));
     }
     KvCache cache(c, n, capacity);
+    std::optional<KvCache> ref_cache;  // full attention, for lockstep replay
+    if (lockstep) {
+      int full_capacity = 1;
+      for (int s = 0; s < n; ++s)
+        full_capacity = std::max(full_capacity, static_cast<int>(requests[first + s].prompt.size()) +
+                                                    steps_of(requests[first + s], opt.mode));
+      ref_cache.emplace(c, n, full_capacity);
+    }
+    // Runs the reference forward and returns its duration, to be left out of the method's timings.
+    auto reference_forward = [&]() -> double {
+      if (!lockstep) return 0.0;
+      const auto t0 = Clock::now();
+      tf.forward(batch, *ref_cache, ref_logits.data());
+      return seconds_since(t0);
+    };
     out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, cache.capacity_bytes());
     std::vector<Sampler> samplers;
     for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
@@ -98,14 +117,19 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
 
     // What each sequence consumes next and whether it is still running.
     std::vector<int> next_token(n), done(n, 0);
-    auto consume = [&](int s, const float* row) {  // after the logits for the next position
+    auto consume = [&](int s, const float* row, const float* ref_row) {  // logits for the next position
       const DecodeRequest& r = requests[first + s];
       SequenceOutcome& o = out.sequences[first + s];
       if (opt.mode == RunMode::Replay) {
         const int i = static_cast<int>(o.tokens.size());
         const int target = r.forced[i];
-        o.target_logprob.push_back(static_cast<float>(log_probability(row, vocab, target)));
-        o.predicted.push_back(argmax(row, vocab));
+        // Without a lockstep reference the method is full attention itself.
+        const StepFidelity f = compare_logits(lockstep ? ref_row : row, row, vocab, target);
+        o.target_logprob.push_back(static_cast<float>(f.method_logprob));
+        o.predicted.push_back(f.method_argmax);
+        o.kl.push_back(static_cast<float>(f.kl));
+        o.full_logprob.push_back(static_cast<float>(f.full_logprob));
+        o.full_predicted.push_back(f.full_argmax);
         o.tokens.push_back(target);
         next_token[s] = target;
         if (static_cast<int>(o.tokens.size()) == static_cast<int>(r.forced.size())) {
@@ -127,6 +151,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     };
 
     // Prefill, one sequence at a time, in chunks.
+    double reference_seconds = 0;
     for (int s = 0; s < n; ++s) {
       const DecodeRequest& r = requests[first + s];
       SequenceOutcome& o = out.sequences[first + s];
@@ -139,10 +164,12 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
         batch.clear();
         for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
         tf.forward(batch, cache, logits.data());
+        reference_seconds += reference_forward();
       }
       apply_policy(s);
-      consume(s, logits.data());
-      o.prefill_seconds = seconds_since(t0);
+      consume(s, logits.data(), ref_logits.data());
+      o.prefill_seconds = seconds_since(t0) - reference_seconds;
+      reference_seconds = 0;
       out.stats.prefill_seconds += o.prefill_seconds;
       out.stats.prefill_tokens += len;
     }
@@ -168,8 +195,10 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       const auto t0 = Clock::now();
       tf.forward(batch, cache, logits.data());
       for (int s : rows) apply_policy(s);
-      for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], logits.data() + i * vocab);
       const double dt = seconds_since(t0);
+      reference_forward();
+      for (size_t i = 0; i < rows.size(); ++i)
+        consume(rows[i], logits.data() + i * vocab, lockstep ? ref_logits.data() + i * vocab : nullptr);
       out.stats.step_seconds.push_back(dt);
       out.stats.decode_seconds += dt;
       out.stats.decode_tokens += static_cast<int64_t>(batch.size());

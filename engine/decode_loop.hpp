@@ -30,6 +30,10 @@ struct SequenceOutcome {
   std::string stop_reason;            // "eos", "max_new_tokens", "end_of_trace", "interrupted"
   std::vector<float> target_logprob;  // replay: log p(trace token) before it was fed
   std::vector<int> predicted;         // replay: the model's argmax at each step
+  // replay with a budgeted method: full attention run in lockstep on the same tokens
+  std::vector<float> kl;              // KL(full || method) per step
+  std::vector<float> full_logprob;    // log p_full(trace token) per step
+  std::vector<int> full_predicted;    // full attention's argmax per step
   double prefill_seconds = 0;
 };
 
@@ -60,6 +64,10 @@ struct DecodeOptions {
   PolicyConfig policy;                      // which KV-cache method, at which budget
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
 };
+
+// In replay mode a budgeted method is run in lockstep with full attention: every step feeds the
+// same token to both caches and compares their next-token distributions (engine/fidelity.hpp).
+// The reference forward is timed apart and not counted in the method's latencies.
 
 // Checks every request against the model's context and vocabulary (InputError naming the
 // sequence) before anything runs.

@@ -65,6 +65,30 @@ json summary_ms(const std::vector<double>& seconds) {
 
 double rate(double count, double seconds) { return seconds > 0 ? count / seconds : 0.0; }
 
+// Agreement with full attention over every replayed step of every sequence.
+json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
+  std::vector<double> kl;
+  double nll_full = 0, nll_method = 0, abs_dp = 0;
+  int64_t same_top1 = 0;
+  for (const SequenceOutcome& o : sequences) {
+    for (size_t i = 0; i < o.kl.size(); ++i) {
+      kl.push_back(o.kl[i]);
+      nll_full -= o.full_logprob[i];
+      nll_method -= o.target_logprob[i];
+      abs_dp += std::fabs(std::exp(double(o.full_logprob[i])) - std::exp(double(o.target_logprob[i])));
+      same_top1 += o.full_predicted[i] == o.predicted[i];
+    }
+  }
+  const double n = static_cast<double>(kl.size());
+  if (kl.empty()) return json::object();
+  const Summary k = summarize(kl);
+  return {{"steps", kl.size()},
+          {"kl", {{"mean", k.mean}, {"p50", k.p50}, {"p90", k.p90}, {"p99", k.p99}, {"max", k.max}}},
+          {"top1_agreement_with_full", same_top1 / n},
+          {"mean_abs_dprob", abs_dp / n},
+          {"ppl_ratio", std::exp((nll_method - nll_full) / n)}};
+}
+
 }  // namespace
 
 json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
@@ -114,6 +138,7 @@ json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
     const double n = static_cast<double>(replayed);
     measurements["replay"] = {{"tokens", replayed}, {"nll_mean", nll_sum / n}, {"ppl", std::exp(nll_sum / n)},
                               {"top1_agreement", agree / n}};
+    measurements["fidelity"] = fidelity_to_json(run.output.sequences);
   }
   return {{"method", run.method},
           {"budget", run.budget > 0 ? json(run.budget) : json(nullptr)},

@@ -45,7 +45,7 @@ std::string render_summary_table(const json& doc) {
   const bool replay = doc["settings"]["mode"] == "replay";
   std::vector<std::string> head = {"model", "params", "device", "mode", "method", "seqs", "prefill t/s",
                                    "decode t/s", "step p50 ms", "step p99 ms", "KV peak", "RSS"};
-  if (replay) head.insert(head.end(), {"NLL", "PPL", "top-1 agree"});
+  if (replay) head.insert(head.end(), {"PPL", "KL mean", "KL p99", "top-1 vs full", "PPL ratio"});
   std::vector<std::vector<std::string>> rows;
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
@@ -65,12 +65,15 @@ std::string render_summary_table(const json& doc) {
         human_bytes(m["memory"]["kv_bytes_peak"].get<double>()),
         human_bytes(m["memory"]["peak_rss_bytes"].get<double>())};
     if (replay) {
-      if (m.contains("replay")) {
-        r.push_back(fmt::format("{:.4f}", m["replay"]["nll_mean"].get<double>()));
+      if (m.contains("fidelity") && !m["fidelity"].empty()) {
+        const json& f = m["fidelity"];
         r.push_back(fmt::format("{:.3f}", m["replay"]["ppl"].get<double>()));
-        r.push_back(fmt::format("{:.3f}", m["replay"]["top1_agreement"].get<double>()));
+        r.push_back(fmt::format("{:.5f}", f["kl"]["mean"].get<double>()));
+        r.push_back(fmt::format("{:.5f}", f["kl"]["p99"].get<double>()));
+        r.push_back(fmt::format("{:.4f}", f["top1_agreement_with_full"].get<double>()));
+        r.push_back(fmt::format("{:.4f}", f["ppl_ratio"].get<double>()));
       } else {
-        r.insert(r.end(), {"-", "-", "-"});
+        r.insert(r.end(), {"-", "-", "-", "-", "-"});
       }
     }
     rows.push_back(std::move(r));

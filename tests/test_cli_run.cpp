@@ -76,6 +76,34 @@ TEST(CliRun, ReplayOfOwnGreedyContinuationAgreesFully) {
   const auto& rep = doc["runs"][0]["measurements"]["replay"];
   EXPECT_DOUBLE_EQ(rep["top1_agreement"].get<double>(), 1.0);
   EXPECT_GT(rep["ppl"].get<double>(), 1.0);
+  const auto& fid = doc["runs"][0]["measurements"]["fidelity"];
+  EXPECT_EQ(fid["kl"]["max"].get<double>(), 0.0);
+  EXPECT_EQ(fid["top1_agreement_with_full"].get<double>(), 1.0);
+  EXPECT_EQ(fid["ppl_ratio"].get<double>(), 1.0);
+}
+
+TEST(CliRun, StreamingBudgetsInReplay) {
+  // Every method at every budget, in lockstep with full attention; the KV peak respects the budget
+  // (a prompt longer than budget + divide length is held whole until the compression after prefill).
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --mode replay -n 120 --method full,streaming --budget 40,1000 --divide-length 8 "
+                                "--out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = read_result(dir.path());
+  ASSERT_EQ(doc["runs"].size(), 3u);
+  const auto& full = doc["runs"][0], tight = doc["runs"][1], loose = doc["runs"][2];
+  EXPECT_EQ(tight["method"], "streaming");
+  EXPECT_EQ(tight["budget"], 40);
+  EXPECT_EQ(tight["divide_length"], 8);
+  const auto& model = doc["model"];
+  const double slot = model["layers"].get<double>() * model["kv_heads"].get<double>() * model["head_dim"].get<double>() * 8;
+  EXPECT_LE(tight["measurements"]["memory"]["kv_bytes_peak"].get<double>(), (40 + 8) * slot);  // the built-in prompts are shorter than 48 tokens
+  EXPECT_GT(tight["measurements"]["compression"]["events"].get<int>(), 0);
+  EXPECT_GT(tight["measurements"]["fidelity"]["kl"]["mean"].get<double>(), 0.0);
+  // A budget above the sequence length never evicts and matches full attention exactly.
+  EXPECT_EQ(loose["measurements"]["compression"]["events"].get<int>(), 0);
+  EXPECT_EQ(loose["measurements"]["fidelity"]["kl"]["max"].get<double>(), 0.0);
+  EXPECT_EQ(loose["measurements"]["replay"]["nll_mean"], full["measurements"]["replay"]["nll_mean"]);
 }
 
 TEST(CliRun, StoriesPromptFromBin) {
@@ -118,6 +146,11 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q -n 5000", "exceeds the model's context"},
                       BadInput{"run -q --workload builtin:nothing", "nothing"},
                       BadInput{"run --no-such-flag", "--no-such-flag"},
+                      BadInput{"run -q --method h2o --budget 64", "not implemented yet"},
+                      BadInput{"run -q --method streaming", "--budget"},
+                      BadInput{"run -q --method fancy --budget 64", "unknown method"},
+                      BadInput{"run -q --method streaming --budget 2", "--budget 2"},
+                      BadInput{"run -q --method streaming --budget 64,x", "--budget"},
                       BadInput{"calibrate", "calibrate is not implemented yet"}));
 
 TEST(CliRun, WorkloadErrorsNameTheFileAndLine) {

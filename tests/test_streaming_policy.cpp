@@ -81,9 +81,18 @@ TEST(StreamingPolicy, ReplayRespectsTheBudgetAndMatchesFullWhenItNeverEvicts) {
   EXPECT_GT(small.stats.compression_events, 0);
   EXPECT_NE(small.sequences[0].target_logprob, full.sequences[0].target_logprob);  // eviction changed something
 
+  // Lockstep with full attention: eviction moves the distribution, and the metrics see it.
+  const auto& kl = small.sequences[0].kl;
+  ASSERT_EQ(kl.size(), r.forced.size());
+  EXPECT_GT(*std::max_element(kl.begin(), kl.end()), 0.0f);
+  EXPECT_EQ(small.sequences[0].full_logprob, full.sequences[0].target_logprob);  // the reference is full attention
+  for (float k : full.sequences[0].kl) EXPECT_EQ(k, 0.0f);                       // full against itself: exactly 0
+
   opt.policy.budget = 1000;  // above the sequence length: a no-op
   DecodeOutput big = run_decode(m, {r}, opt);
   EXPECT_EQ(big.stats.compression_events, 0);
+  for (float k : big.sequences[0].kl) EXPECT_EQ(k, 0.0f);
+  EXPECT_EQ(big.sequences[0].full_predicted, big.sequences[0].predicted);
   EXPECT_EQ(big.sequences[0].target_logprob, full.sequences[0].target_logprob);
   EXPECT_EQ(big.sequences[0].predicted, full.sequences[0].predicted);
 }
