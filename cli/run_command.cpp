@@ -61,6 +61,7 @@ int execute(RunFlags& f) {
   BenchmarkResult r = run_benchmark(c, &g_stop, progress);
   const fs::path result_path = out_dir / "result.json";
   write_json_atomic(result_path, r.document);
+  write_file_atomic(out_dir / "steps.csv", r.steps_csv);
 
   if (!c.prompt.empty() && !r.document["runs"].empty()) {
     for (const auto& s : r.document["runs"][0]["sequences"])

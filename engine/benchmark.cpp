@@ -7,6 +7,7 @@
 #include "kernels/gpu_info.hpp"
 #include "profiler/host_info.hpp"
 #include "reports/result.hpp"
+#include "reports/steps_csv.hpp"
 #include "util/errors.hpp"
 #include "workloads/workload.hpp"
 
@@ -183,6 +184,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   }
   const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
   result.document = make_result(header, model, workload, runs, status, result.failure);
+  result.steps_csv = render_steps_csv(runs, c.mode);
   return result;
 }
 

@@ -34,6 +34,7 @@ struct RunConfig {
 
 struct BenchmarkResult {
   nlohmann::json document;  // the canonical result (reports/result.hpp)
+  std::string steps_csv;    // per-step series (reports/steps_csv.hpp)
   bool interrupted = false;
   std::string failure;      // non-empty when a runtime failure ended the run early
 };

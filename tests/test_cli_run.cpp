@@ -104,6 +104,16 @@ TEST(CliRun, StreamingBudgetsInReplay) {
   EXPECT_EQ(loose["measurements"]["compression"]["events"].get<int>(), 0);
   EXPECT_EQ(loose["measurements"]["fidelity"]["kl"]["max"].get<double>(), 0.0);
   EXPECT_EQ(loose["measurements"]["replay"]["nll_mean"], full["measurements"]["replay"]["nll_mean"]);
+  // steps.csv: a header and one row per replayed token of every run.
+  std::ifstream csv(dir / "steps.csv");
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "method,budget,sequence,step,token,full_logprob,method_logprob,kl,full_argmax,method_argmax");
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  int64_t tokens = 0;
+  for (const auto& run : doc["runs"]) tokens += run["measurements"]["replay"]["tokens"].get<int64_t>();
+  EXPECT_EQ(rows, tokens);
 }
 
 TEST(CliRun, StoriesPromptFromBin) {
