@@ -1,9 +1,12 @@
 #include "reports/result.hpp"
 
 #include <cmath>
+#include <map>
 
 #include "build_info.hpp"
 #include "reports/statistics.hpp"
+#include "util/errors.hpp"
+#include "workloads/grading.hpp"
 #include "util/timestamp.hpp"
 
 namespace kvb {
@@ -91,8 +94,11 @@ json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
 
 }  // namespace
 
-json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
+json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode) {
   const DecodeStats& st = run.output.stats;
+  std::map<std::string, const WorkloadItem*> items;
+  for (const WorkloadItem& item : workload.items) items[item.id] = &item;
+  int64_t graded = 0, correct = 0;
   json sequences = json::array();
   double nll_sum = 0;
   int64_t replayed = 0, agree = 0;
@@ -104,6 +110,20 @@ json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
               {"text", model.tokenizer->decode(o.tokens)},
               {"stop_reason", o.stop_reason},
               {"prefill_ms", o.prefill_seconds * 1e3}};
+    const auto item = items.find(o.id);
+    if (mode == RunMode::Generate && item != items.end() && item->second->answer) {
+      json g;
+      try {
+        const Grade grade = grade_answer(s["text"].get<std::string>(), *item->second->answer);
+        g = {{"correct", grade.correct}, {"extracted", grade.extracted}, {"predicted", grade.predicted},
+             {"reference", grade.reference}, {"note", grade.note}};
+        ++graded;
+        correct += grade.correct;
+      } catch (const InputError& e) {  // an unusable reference answer: reported, not counted
+        g = {{"correct", false}, {"extracted", false}, {"reference", *item->second->answer}, {"note", e.what()}};
+      }
+      s["grade"] = std::move(g);
+    }
     if (mode == RunMode::Replay && !o.target_logprob.empty()) {
       double nll = 0;
       int64_t a = 0;
@@ -128,6 +148,7 @@ json run_to_json(const MethodRun& run, const Model& model, RunMode mode) {
                   {"step_latency_ms", summary_ms(st.step_seconds)}}},
       {"memory", {{"weights_bytes", model.weights.bytes()}, {"kv_bytes_peak", st.kv_peak_bytes},
                   {"kv_bytes_allocated", st.kv_capacity_bytes}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+  if (graded > 0) measurements["accuracy"] = {{"correct", correct}, {"total", graded}, {"accuracy", double(correct) / graded}};
   const double total_seconds = st.prefill_seconds + st.decode_seconds;
   measurements["compression"] = {{"events", st.compression_events},
                                  {"evicted_slots", st.evicted_slots},
@@ -152,7 +173,7 @@ json make_result(const ResultHeader& h, const Model& model, const Workload& work
                  const std::vector<MethodRun>& runs, const std::string& status, const std::string& error) {
   const RunSettings& s = h.settings;
   json runs_json = json::array();
-  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, s.mode));
+  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, workload, s.mode));
   json doc = {{"schema_version", kResultSchemaVersion},
               {"tool", {{"name", "kvbench"}, {"version", build::kVersion}, {"git_commit", build::kGitCommit}}},
               {"command_line", h.command_line},

@@ -41,7 +41,9 @@ struct ResultHeader {
 
 nlohmann::json model_to_json(const Model& model);
 nlohmann::json host_to_json(const HostInfo& host);
-nlohmann::json run_to_json(const MethodRun& run, const Model& model, RunMode mode);
+// In generate mode, sequences whose workload item has a reference answer are graded
+// (workloads/grading.hpp) and the run gets an `accuracy` block.
+nlohmann::json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode);
 
 // status: "complete", "interrupted" or "failed" (with `error`).
 nlohmann::json make_result(const ResultHeader& header, const Model& model, const Workload& workload,

@@ -46,6 +46,9 @@ std::string render_summary_table(const json& doc) {
   std::vector<std::string> head = {"model", "params", "device", "mode", "method", "seqs", "prefill t/s",
                                    "decode t/s", "step p50 ms", "step p99 ms", "KV peak", "RSS"};
   if (replay) head.insert(head.end(), {"PPL", "KL mean", "KL p99", "top-1 vs full", "PPL ratio"});
+  bool has_accuracy = false;
+  for (const json& run : doc["runs"]) has_accuracy = has_accuracy || run["measurements"].contains("accuracy");
+  if (has_accuracy) head.push_back("correct");
   std::vector<std::vector<std::string>> rows;
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
@@ -75,6 +78,11 @@ std::string render_summary_table(const json& doc) {
       } else {
         r.insert(r.end(), {"-", "-", "-", "-", "-"});
       }
+    }
+    if (has_accuracy) {
+      r.push_back(m.contains("accuracy") ? fmt::format("{}/{}", m["accuracy"]["correct"].get<int64_t>(),
+                                                       m["accuracy"]["total"].get<int64_t>())
+                                         : "-");
     }
     rows.push_back(std::move(r));
   }

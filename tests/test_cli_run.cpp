@@ -200,3 +200,25 @@ TEST(CliInfo, PrintsHostFactsAndJson) {
 
 }  // namespace
 }  // namespace kvb::test
+
+namespace kvb::test {
+namespace {
+
+TEST(CliRun, GeneratedAnswersAreGraded) {
+  // A byte-level synthetic model never writes \boxed{}: every item is graded, none is correct.
+  TempDir dir;
+  const auto wl = dir / "q.jsonl";
+  std::ofstream(wl) << "{\"id\": \"a\", \"prompt\": \"1+1=\", \"answer\": \"2\"}\n"
+                       "{\"id\": \"b\", \"prompt\": \"no answer here\"}\n";
+  CommandResult r = run_kvbench("run -q -n 8 --workload " + wl.string() + " --out " + (dir / "out").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = read_result(dir / "out");
+  const auto& run = doc["runs"][0];
+  EXPECT_EQ(run["measurements"]["accuracy"]["total"], 1);
+  EXPECT_EQ(run["measurements"]["accuracy"]["correct"], 0);
+  EXPECT_FALSE(run["sequences"][0]["grade"]["correct"].get<bool>());
+  EXPECT_FALSE(run["sequences"][1].contains("grade"));
+}
+
+}  // namespace
+}  // namespace kvb::test
