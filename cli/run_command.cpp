@@ -105,7 +105,7 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
   cmd->add_option("--method", c.methods,
-                  "comma list of KV methods: full, streaming (triattention, snapkv, rkv, h2o: planned)")
+                  "comma list of KV methods: full, streaming, h2o (triattention, snapkv, rkv: planned)")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--budget", c.budgets, "comma list of KV budgets (tokens kept per layer and kv-head)")->delimiter(',');

@@ -66,6 +66,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   const int batch_size = std::max(1, opt.batch_size);
   std::unique_ptr<KvPolicy> policy = make_policy(opt.policy);
   Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
+  tf.set_attention_observer(policy->observer());
   std::vector<float> logits(size_t(batch_size) * vocab);
   const bool lockstep = opt.mode == RunMode::Replay && opt.policy.method != "full";
   std::vector<float> ref_logits(lockstep ? size_t(batch_size) * vocab : 0);
@@ -97,7 +98,9 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     auto reference_forward = [&]() -> double {
       if (!lockstep) return 0.0;
       const auto t0 = Clock::now();
+      tf.set_attention_observer(nullptr);  // the reference is full attention: nothing to observe
       tf.forward(batch, *ref_cache, ref_logits.data());
+      tf.set_attention_observer(policy->observer());
       return seconds_since(t0);
     };
     out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, cache.capacity_bytes());

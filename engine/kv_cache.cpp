@@ -12,6 +12,7 @@ KvCache::KvCache(const ModelConfig& c, int n_sequences, int capacity)
   k_.assign(heads * capacity_ * head_dim_, 0.0f);
   v_.assign(heads * capacity_ * head_dim_, 0.0f);
   pos_.assign(heads * capacity_, -1);
+  score_.assign(heads * capacity_, 0.0f);
   len_.assign(heads, 0);
 }
 
@@ -29,6 +30,7 @@ int KvCache::append_slot(int layer, int seq, int kv_head, int32_t pos) {
   if (slot >= capacity_)
     fail_runtime("KV cache full: layer {} sequence {} kv-head {} already holds {} slots", layer, seq, kv_head, capacity_);
   pos_[i * capacity_ + slot] = pos;
+  score_[i * capacity_ + slot] = 0.0f;
   len_[i] = slot + 1;
   peak_slots_ = std::max(peak_slots_, ++live_slots_);
   return slot;
@@ -46,6 +48,7 @@ void KvCache::compact(int layer, int seq, int kv_head, std::span<const int> keep
   float* k = keys(layer, seq, kv_head);
   float* v = values(layer, seq, kv_head);
   int32_t* p = positions(layer, seq, kv_head);
+  float* score = slot_scores(layer, seq, kv_head);
   const size_t row = sizeof(float) * head_dim_;
   // Pair the holes below new_len with the kept slots at or above it, both in ascending order.
   int hole = 0;
@@ -55,6 +58,7 @@ void KvCache::compact(int layer, int seq, int kv_head, std::span<const int> keep
     std::memcpy(k + size_t(hole) * head_dim_, k + size_t(src) * head_dim_, row);
     std::memcpy(v + size_t(hole) * head_dim_, v + size_t(src) * head_dim_, row);
     p[hole] = p[src];
+    score[hole] = score[src];
     kept_[hole] = 1;
   }
   set_length(layer, seq, kv_head, new_len);

@@ -28,6 +28,9 @@ class KvCache {
   const float* keys(int layer, int seq, int kv_head) const { return k_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
   const float* values(int layer, int seq, int kv_head) const { return v_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
   const int32_t* positions(int layer, int seq, int kv_head) const { return pos_.data() + head_offset(layer, seq, kv_head); }
+  // A per-slot score a method may accumulate (H2O's attention mass); 0 for a new slot, moved with
+  // its slot by compact().
+  float* slot_scores(int layer, int seq, int kv_head) { return score_.data() + head_offset(layer, seq, kv_head); }
   int length(int layer, int seq, int kv_head) const { return len_[index(layer, seq, kv_head)]; }
   void set_length(int layer, int seq, int kv_head, int n);
 
@@ -60,6 +63,7 @@ class KvCache {
   int n_layers_, n_seqs_, n_kv_heads_, head_dim_, capacity_;
   std::vector<float> k_, v_;
   std::vector<int32_t> pos_;
+  std::vector<float> score_;
   std::vector<int32_t> len_;
   uint64_t live_slots_ = 0, peak_slots_ = 0;
   std::vector<uint8_t> kept_;  // compact() scratch, one flag per slot

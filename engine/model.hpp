@@ -51,6 +51,10 @@ Model load_gguf(const std::string& path, const LoadOptions& options);
 Model load_hf_dir(const std::string& dir, const LoadOptions& options);
 Model load_synthetic(const std::string& spec, const LoadOptions& options);
 
+// The config of a synthetic preset ("tiny", "qwen3-8b", ...) without generating weights;
+// InputError for an unknown preset.
+ModelConfig synthetic_preset_config(const std::string& preset);
+
 // Refuses (InputError naming `source`) when fp32 weights for `config` plus the fp32 KV cache of
 // options.kv_slots exceed the available memory. Every loader calls it after reading the config and before
 // converting any weight.

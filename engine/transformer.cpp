@@ -25,7 +25,7 @@ Transformer::Transformer(const Model& model, int max_batch_tokens)
   hb2_.resize(t * cfg_.ffn_dim);
 }
 
-void Transformer::attention(std::span<const BatchToken> batch, int layer, const KvCache& cache) {
+void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCache& cache) {
   const int n_tok = static_cast<int>(batch.size());
   const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -34,7 +34,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
-  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16), [&](int task) {
+  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !observer_, [&](int task) {
     const int i = task / n_heads, h = task % n_heads, kvh = h / group;
     const BatchToken& tok = batch[i];
     const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
@@ -54,6 +54,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, const 
     const float sum = cpu::exp_shifted_sum(score, len, max);  // masked slots become exactly 0
     const float inv = 1.0f / sum;
     for (int j = 0; j < len; ++j) score[j] *= inv;
+    if (observer_) observer_->on_attention(cache, layer, tok.seq, h, kvh, tok.pos, score, len);
     cpu::weighted_row_sum(att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd, score, values, len, hd);
   });
 }

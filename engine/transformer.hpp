@@ -19,6 +19,17 @@ struct BatchToken {
   bool want_logits = true;
 };
 
+// Sees every attention distribution of a forward (for methods that score slots by the attention
+// they receive, like H2O). Called serially: with an observer the heads are not split across threads.
+class AttentionObserver {
+ public:
+  virtual ~AttentionObserver() = default;
+  // probs[j] is the weight query head `head` (reading KV head `kv_head`) of the token at `pos`
+  // gave slot j of (layer, seq, kv_head) in `cache`.
+  virtual void on_attention(KvCache& cache, int layer, int seq, int head, int kv_head, int pos, const float* probs,
+                            int len) = 0;
+};
+
 class Transformer {
  public:
   // `max_batch_tokens` bounds one forward call (scratch buffers are sized once, up front).
@@ -30,14 +41,17 @@ class Transformer {
   void forward(std::span<const BatchToken> batch, KvCache& cache, float* logits);
 
   const Model& model() const { return model_; }
+  // nullptr (the default) for none; applies to the following forward calls.
+  void set_attention_observer(AttentionObserver* observer) { observer_ = observer; }
 
  private:
-  void attention(std::span<const BatchToken> batch, int layer, const KvCache& cache);
+  void attention(std::span<const BatchToken> batch, int layer, KvCache& cache);
 
   const Model& model_;
   const ModelConfig& cfg_;
   RopeTable rope_;
   int max_tokens_;
+  AttentionObserver* observer_ = nullptr;
   // Scratch, [max_tokens][...]
   std::vector<float> x_, xb_, q_, k_, v_, att_out_, hb_, hb2_, scores_;
 };

@@ -156,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q -n 5000", "exceeds the model's context"},
                       BadInput{"run -q --workload builtin:nothing", "nothing"},
                       BadInput{"run --no-such-flag", "--no-such-flag"},
-                      BadInput{"run -q --method h2o --budget 64", "not implemented yet"},
+                      BadInput{"run -q --method snapkv --budget 64", "not implemented yet"},
                       BadInput{"run -q --method streaming", "--budget"},
                       BadInput{"run -q --method fancy --budget 64", "unknown method"},
                       BadInput{"run -q --method streaming --budget 2", "--budget 2"},

@@ -12,9 +12,9 @@
 
 namespace kvb {
 
-namespace {
-
-ModelConfig preset_config(const std::string& name) {
+// Exported (engine/model.hpp) so that code needing only a preset's shapes, such as checking
+// calibration statistics against a model, does not have to generate its weights.
+ModelConfig synthetic_preset_config(const std::string& name) {
   ModelConfig c;
   c.rope_pairing = RopePairing::Half;
   c.norm_eps = 1e-6f;
@@ -48,6 +48,8 @@ ModelConfig preset_config(const std::string& name) {
   c.eos_id = 257;
   return c;
 }
+
+namespace {
 
 // Counter-based generator: value i of a tensor depends only on (seed, tensor id, i), so weights
 // are identical whatever the thread count.
@@ -96,7 +98,7 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
     }
     at = next;
   }
-  ModelConfig c = preset_config(preset);
+  ModelConfig c = synthetic_preset_config(preset);
   c.validate(spec);
   ensure_memory_fits(c, options, "--model " + spec);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/methods/h2o_policy.hpp"
 #include "engine/methods/streaming_policy.hpp"
 #include "util/errors.hpp"
 
@@ -34,6 +35,10 @@ std::unique_ptr<KvPolicy> make_policy(const PolicyConfig& c) {
       fail_input("--budget {}: streaming keeps {} sink tokens plus a recent window, so the budget must exceed {}",
                  c.budget, c.sink_tokens, c.sink_tokens);
     return std::make_unique<StreamingPolicy>(c);
+  }
+  if (c.method == "h2o") {
+    if (c.budget < 2) fail_input("--budget {}: h2o splits the budget between recent and heavy-hitter tokens; use at least 2", c.budget);
+    return std::make_unique<H2oPolicy>(c);
   }
   fail_input("--method {}: not implemented yet (planned in issue 3)", c.method);
 }

@@ -11,6 +11,10 @@
 #include "engine/kv_cache.hpp"
 
 namespace kvb {
+class AttentionObserver;
+}
+
+namespace kvb {
 
 struct PolicyConfig {
   std::string method = "full";
@@ -28,6 +32,8 @@ class KvPolicy {
   // Called after each forward that appended tokens to `seq`; compacts when due and returns the
   // number of slots evicted (summed over layers and kv-heads).
   virtual int64_t after_forward(KvCache& cache, int seq) = 0;
+  // What the policy needs to see of each forward's attention (nullptr: nothing).
+  virtual AttentionObserver* observer() { return nullptr; }
 };
 
 // Methods kvbench knows, in the order they are reported.
