@@ -31,6 +31,7 @@ class KvCache {
   // A per-slot score a method may accumulate (H2O's attention mass); 0 for a new slot, moved with
   // its slot by compact().
   float* slot_scores(int layer, int seq, int kv_head) { return score_.data() + head_offset(layer, seq, kv_head); }
+  const float* slot_scores(int layer, int seq, int kv_head) const { return score_.data() + head_offset(layer, seq, kv_head); }
   int length(int layer, int seq, int kv_head) const { return len_[index(layer, seq, kv_head)]; }
   void set_length(int layer, int seq, int kv_head, int n);
 

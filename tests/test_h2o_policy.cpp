@@ -14,14 +14,14 @@ TEST(H2oPolicy, KeepsRecentHalfAndHeaviestOfTheRest) {
   // Slots hold positions in shuffled order; scores favour positions 2 and 5.
   const int32_t pos[] = {7, 0, 9, 2, 5, 1, 8, 3, 6, 4};
   const float score[] = {0.1f, 0.2f, 0.0f, 3.0f, 2.0f, 0.2f, 0.0f, 0.3f, 0.1f, 0.05f};
-  std::vector<int> keep = H2oPolicy::select(pos, score, 10, 6);
+  std::vector<int> keep = H2oPolicy::keep_set(pos, score, 10, 6);
   std::vector<int> kept_pos;
   for (int k : keep) kept_pos.push_back(pos[k]);
   std::sort(kept_pos.begin(), kept_pos.end());
   // Recent: positions 9, 8, 7. Heaviest of the rest: 2 (3.0), 5 (2.0), 3 (0.3).
   EXPECT_EQ(kept_pos, (std::vector<int>{2, 3, 5, 7, 8, 9}));
   // Ties are broken by the lower slot index: positions 0 and 1 both score 0.2 (slots 1 and 5).
-  keep = H2oPolicy::select(pos, score, 10, 10 - 2);
+  keep = H2oPolicy::keep_set(pos, score, 10, 10 - 2);
   kept_pos.clear();
   for (int k : keep) kept_pos.push_back(pos[k]);
   std::sort(kept_pos.begin(), kept_pos.end());

@@ -2,8 +2,7 @@
 // H2O (heavy-hitter oracle): every slot accumulates the attention probability it receives from
 // the query heads of its group over all steps; at compression a slot survives if it is among the
 // most recent budget/2 positions or, of the rest, among the budget - budget/2 highest accumulated
-// scores (ties: lower slot index). Decided per layer and KV head; the same slack trigger as the
-// other budgeted methods (cut back to budget on reaching budget + divide_length).
+// scores (ties: lower slot index). Decided per layer and KV head.
 #include <vector>
 
 #include "engine/methods/kv_policy.hpp"
@@ -11,20 +10,18 @@
 
 namespace kvb {
 
-class H2oPolicy : public KvPolicy, public AttentionObserver {
+class H2oPolicy : public BudgetedPolicy, public AttentionObserver {
  public:
-  explicit H2oPolicy(const PolicyConfig& config) : config_(config) {}
-  int capacity(int prompt_tokens, int total_tokens) const override;
-  int64_t after_forward(KvCache& cache, int seq) override;
+  using BudgetedPolicy::BudgetedPolicy;
   AttentionObserver* observer() override { return this; }
   void on_attention(KvCache& cache, int layer, int seq, int head, int kv_head, int pos, const float* probs,
                     int len) override;
 
   // The slots (indices below len) H2O keeps, given positions and accumulated scores.
-  static std::vector<int> select(const int32_t* pos, const float* score, int len, int budget);
+  static std::vector<int> keep_set(const int32_t* pos, const float* score, int len, int budget);
 
- private:
-  PolicyConfig config_;
+ protected:
+  void select(const KvCache& cache, int layer, int seq, int kv_head, int len, std::vector<int>& keep) override;
 };
 
 }  // namespace kvb

@@ -18,6 +18,25 @@ class FullPolicy : public KvPolicy {
 
 }  // namespace
 
+int BudgetedPolicy::capacity(int prompt_tokens, int total_tokens) const {
+  return std::min(total_tokens, std::max(prompt_tokens, config_.budget + config_.divide_length));
+}
+
+int64_t BudgetedPolicy::after_forward(KvCache& cache, int seq) {
+  int64_t evicted = 0;
+  for (int l = 0; l < cache.n_layers(); ++l) {
+    for (int h = 0; h < cache.n_kv_heads(); ++h) {
+      const int len = cache.length(l, seq, h);
+      if (len < config_.budget + config_.divide_length) continue;
+      keep_.clear();
+      select(cache, l, seq, h, len, keep_);
+      cache.compact(l, seq, h, keep_);
+      evicted += len - static_cast<int>(keep_.size());
+    }
+  }
+  return evicted;
+}
+
 const std::vector<std::string>& known_methods() {
   static const std::vector<std::string> methods = {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"};
   return methods;

@@ -36,6 +36,25 @@ class KvPolicy {
   virtual AttentionObserver* observer() { return nullptr; }
 };
 
+// The shared shape of the budgeted methods: the slack trigger (cut back to `budget` when a
+// (layer, kv-head) cache reaches budget + divide_length) and compaction; a method only says
+// which slots to keep.
+class BudgetedPolicy : public KvPolicy {
+ public:
+  explicit BudgetedPolicy(const PolicyConfig& config) : config_(config) {}
+  // A prompt longer than the trigger is held whole until the compression that follows prefill.
+  int capacity(int prompt_tokens, int total_tokens) const override;
+  int64_t after_forward(KvCache& cache, int seq) override;
+
+ protected:
+  // Exactly config_.budget distinct slot indices below `len` to keep for (layer, seq, kv_head).
+  virtual void select(const KvCache& cache, int layer, int seq, int kv_head, int len, std::vector<int>& keep) = 0;
+  const PolicyConfig config_;
+
+ private:
+  std::vector<int> keep_;  // scratch
+};
+
 // Methods kvbench knows, in the order they are reported.
 const std::vector<std::string>& known_methods();
 

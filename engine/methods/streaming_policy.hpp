@@ -1,23 +1,22 @@
 #pragma once
 // StreamingLLM: keep the first `sink_tokens` positions (attention sinks) and the most recent
 // budget - sink_tokens positions; evict the middle. Chosen by absolute position, the same for
-// every layer and kv-head. Triggered with the same slack as the other budgeted methods: when a
-// cache reaches budget + divide_length slots it is cut back to budget.
+// every layer and kv-head.
 #include <vector>
 
 #include "engine/methods/kv_policy.hpp"
 
 namespace kvb {
 
-class StreamingPolicy : public KvPolicy {
+class StreamingPolicy : public BudgetedPolicy {
  public:
-  explicit StreamingPolicy(const PolicyConfig& config) : config_(config) {}
-  int capacity(int prompt_tokens, int total_tokens) const override;
-  int64_t after_forward(KvCache& cache, int seq) override;
+  using BudgetedPolicy::BudgetedPolicy;
+
+ protected:
+  void select(const KvCache& cache, int layer, int seq, int kv_head, int len, std::vector<int>& keep) override;
 
  private:
-  PolicyConfig config_;
-  std::vector<int> order_, keep_;  // scratch
+  std::vector<int> order_;  // scratch
 };
 
 }  // namespace kvb
