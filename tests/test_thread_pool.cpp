@@ -14,7 +14,7 @@ TEST(ThreadPool, EveryIndexRunsExactlyOnce) {
   for (int threads : {1, 2, 3, 5}) {
     pool.set_threads(threads);
     EXPECT_EQ(pool.threads(), threads);
-    for (int round = 0; round < 2000; ++round) {
+    for (int round = 0; round < 20000; ++round) {
       const int n = 1 + round % 37;
       std::vector<std::atomic<int>> hits(n);
       parallel_for(n, true, [&](int i) { hits[i].fetch_add(1); });

@@ -45,12 +45,19 @@ void ThreadPool::set_threads(int n) {
 
 void ThreadPool::drain() {
   t_in_task = true;
-  for (int task; (task = next_task_.fetch_add(1)) < n_tasks_;) {
-    fn_(ctx_, task);
+  uint64_t job = job_.load(std::memory_order_acquire);
+  while (true) {
+    const uint32_t count = (job >> 16) & 0xffff, next = job & 0xffff;
+    if (next >= count) break;
+    // Claim `next` of exactly this job; on failure `job` is reloaded and we look again. A task
+    // of a job left unclaimed keeps that job from finishing, so fn_ and ctx_ are still its own.
+    if (!job_.compare_exchange_weak(job, job + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    fn_(ctx_, static_cast<int>(next));
     if (remaining_.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_all();
     }
+    job = job_.load(std::memory_order_acquire);
   }
   t_in_task = false;
 }
@@ -72,21 +79,20 @@ void ThreadPool::worker_loop(int index, uint64_t seen) {
 
 void ThreadPool::run(int n_tasks, void (*fn)(void*, int), void* ctx) {
   if (n_tasks <= 0) return;
-  if (t_in_task || workers_.empty() || n_tasks == 1) {
+  if (t_in_task || workers_.empty() || n_tasks == 1 || n_tasks > 0xffff) {
     for (int t = 0; t < n_tasks; ++t) fn(ctx, t);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    // A worker still leaving the previous job must not claim a task of this one before it is
-    // fully described: close the task counter first, open it last.
-    next_task_.store(1 << 30);
+    // The previous job is finished (every task claimed and done), so no one reads fn_ and ctx_
+    // until job_ announces this one.
     fn_ = fn;
     ctx_ = ctx;
-    n_tasks_.store(n_tasks);
     remaining_.store(n_tasks);
-    next_task_.store(0);
-    generation_.fetch_add(1);
+    const uint64_t generation = generation_.load() + 1;
+    job_.store(((generation & 0xffffffffu) << 32) | (uint64_t(n_tasks) << 16), std::memory_order_release);
+    generation_.store(generation);
   }
   wake_.notify_all();
   drain();

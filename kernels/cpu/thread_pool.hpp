@@ -39,9 +39,10 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> next_task_{0};
+  // The current job as one word, so that claiming a task can never mix two jobs:
+  // generation (32 bits) | task count (16 bits) | next unclaimed task (16 bits).
+  std::atomic<uint64_t> job_{0};
   std::atomic<int> remaining_{0};
-  std::atomic<int> n_tasks_{0};
   void (*fn_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
   bool stopping_ = false;
