@@ -11,7 +11,4 @@ namespace kvb {
 void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 void write_json_atomic(const std::filesystem::path& path, const nlohmann::json& doc);
 
-// Reads and parses a JSON file; InputError naming the file on any problem.
-nlohmann::json read_json_file(const std::filesystem::path& path);
-
 }  // namespace kvb

@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/model.hpp"
+#include "engine/safetensors_file.hpp"
+#include "util/json_fields.hpp"
 #include "engine/tokenizers/byte_bpe_tokenizer.hpp"
 #include "engine/tokenizers/ids_only_tokenizer.hpp"
 #include "util/errors.hpp"
@@ -33,41 +35,6 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // JSON helpers. `where` is the file (and, for nested objects, the object) named in messages.
 // A key whose value is null counts as absent: HF configs write "rope_scaling": null and the like.
-
-const json* find_key(const json& obj, std::string_view key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_input("{}: cannot open", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail_input("{}: not valid JSON: {}", path, e.what());
-  }
-  if (!j.is_object()) fail_input("{}: expected a JSON object at the top level", path);
-  return j;
-}
-
-int64_t as_int64(const json& v, const std::string& where, std::string_view key) {
-  if (v.is_number_integer()) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-      fail_input("{}: {} = {} is too large", where, key, v.dump());
-    return v.get<int64_t>();
-  }
-  // Some exporters write integers as 4096.0.
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
-  }
-  fail_input("{}: {} must be an integer, got {}", where, key, v.dump());
-}
 
 // Integers that land in ModelConfig's int fields; ModelConfig::validate checks the real bounds.
 int as_int(const json& v, const std::string& where, std::string_view key) {
@@ -224,6 +191,7 @@ struct HfConfig {
 
 HfConfig read_config(const std::string& path) {
   const json cfg = read_json_file(path);
+  if (!cfg.is_object()) fail_input("{}: expected a JSON object at the top level", path);
   HfConfig out;
   ModelConfig& c = out.config;
   c.arch = read_arch(cfg, path);
@@ -284,27 +252,7 @@ HfConfig read_config(const std::string& path) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// safetensors: u64 little-endian header length N, N bytes of JSON
-// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data,
-// offsets relative to the start of the data.
-
-struct StEntry {
-  std::string dtype;
-  std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;
-  uint64_t bytes = 0;
-};
-
-// Element sizes of the dtypes the format defines (sub-byte ones left out). Used to check that a
-// tensor's byte range matches its shape even for tensors kvbench never reads.
-int dtype_size(const std::string& dtype) {
-  static const std::map<std::string, int> sizes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
-      {"U64", 8}, {"U32", 4}, {"U16", 2}, {"U8", 1},   {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
-      {"F8_E8M0", 1}};
-  auto it = sizes.find(dtype);
-  return it == sizes.end() ? 0 : it->second;
-}
+// Weights: safetensors files (engine/safetensors_file.hpp), one or sharded.
 
 std::optional<DType> supported_dtype(const std::string& dtype) {
   if (dtype == "F32") return DType::F32;
@@ -312,79 +260,6 @@ std::optional<DType> supported_dtype(const std::string& dtype) {
   if (dtype == "BF16") return DType::BF16;
   return std::nullopt;
 }
-
-class SafetensorsFile {
- public:
-  explicit SafetensorsFile(const std::string& path) : file_(path) { parse(); }
-
-  const std::string& path() const { return file_.path(); }
-  const StEntry* find(const std::string& name) const {
-    auto it = tensors_.find(name);
-    return it == tensors_.end() ? nullptr : &it->second;
-  }
-
- private:
-  void parse() {
-    const std::string& p = file_.path();
-    if (file_.size() < 8) fail_input("{}: {} bytes is too short for a safetensors file", p, file_.size());
-    ByteReader r(file_);
-    const uint64_t n = r.read<uint64_t>("safetensors header length");
-    if (n > file_.size() - 8)
-      fail_input("{}: safetensors header length {} runs past the end of the file ({} bytes); truncated or not a "
-                 "safetensors file",
-                 p, n, file_.size());
-    const std::string text = r.read_bytes(n, "safetensors header");
-    json header;
-    try {
-      header = json::parse(text);
-    } catch (const json::exception& e) {
-      fail_input("{}: safetensors header is not valid JSON: {}", p, e.what());
-    }
-    if (!header.is_object()) fail_input("{}: safetensors header is not a JSON object", p);
-    const uint64_t data_start = 8 + n;
-    const uint64_t data_size = file_.size() - data_start;
-    for (const auto& [name, info] : header.items()) {
-      if (name == "__metadata__") continue;
-      const std::string where = fmt::format("{}: tensor {}", p, name);
-      if (!info.is_object()) fail_input("{}: header entry is not an object", where);
-      StEntry e;
-      const json* dtype = find_key(info, "dtype");
-      if (!dtype || !dtype->is_string()) fail_input("{}: missing or non-string dtype", where);
-      e.dtype = dtype->get<std::string>();
-      const json* shape = find_key(info, "shape");
-      if (!shape || !shape->is_array()) fail_input("{}: missing or non-list shape", where);
-      uint64_t numel = 1;
-      for (const json& d : *shape) {
-        const int64_t s = as_int64(d, where, "shape");
-        if (s < 0) fail_input("{}: negative dimension {} in shape", where, s);
-        // Bound the product so a corrupt header cannot overflow it.
-        if (s != 0 && numel > (uint64_t(1) << 50) / uint64_t(s))
-          fail_input("{}: shape {} is absurdly large", where, shape->dump());
-        numel *= uint64_t(s);
-        e.shape.push_back(s);
-      }
-      const json* offsets = find_key(info, "data_offsets");
-      if (!offsets || !offsets->is_array() || offsets->size() != 2)
-        fail_input("{}: data_offsets must be a list [begin, end]", where);
-      const int64_t begin = as_int64((*offsets)[0], where, "data_offsets");
-      const int64_t end = as_int64((*offsets)[1], where, "data_offsets");
-      if (begin < 0 || end < begin)
-        fail_input("{}: data_offsets [{}, {}] are not an increasing range", where, begin, end);
-      if (uint64_t(end) > data_size)
-        fail_input("{}: data_offsets [{}, {}] run past the end of the data ({} bytes); truncated or corrupt", where,
-                   begin, end, data_size);
-      e.bytes = uint64_t(end - begin);
-      if (const int size = dtype_size(e.dtype); size > 0 && e.bytes != numel * uint64_t(size))
-        fail_input("{}: data_offsets [{}, {}] hold {} bytes, but {} x {} needs {}", where, begin, end, e.bytes,
-                   numel, e.dtype, numel * uint64_t(size));
-      e.data = file_.data() + data_start + uint64_t(begin);
-      tensors_.emplace(name, std::move(e));
-    }
-  }
-
-  MappedFile file_;
-  std::map<std::string, StEntry> tensors_;
-};
 
 // Every tensor of the folder by name, whether in one file or in shards.
 class WeightFiles {
@@ -407,6 +282,7 @@ class WeightFiles {
     source_ = index.string();
     index_path_ = index.string();
     const json j = read_json_file(index_path_);
+    if (!j.is_object()) fail_input("{}: expected a JSON object at the top level", index_path_);
     const json* map = find_key(j, "weight_map");
     if (!map || !map->is_object()) fail_input("{}: missing \"weight_map\" object", index_path_);
     for (const auto& [name, shard] : map->items()) {
@@ -439,7 +315,7 @@ class WeightFiles {
 
   // The tensor `name` with the file holding it, or nullptr when the folder does not have it.
   // Throws when the index points at a shard that lacks it.
-  std::pair<const StEntry*, const SafetensorsFile*> find(const std::string& name) const {
+  std::pair<const SafetensorsTensor*, const SafetensorsFile*> find(const std::string& name) const {
     if (index_path_.empty()) {
       const SafetensorsFile& f = *shards_.begin()->second;
       return {f.find(name), &f};
@@ -447,7 +323,7 @@ class WeightFiles {
     auto it = weight_map_.find(name);
     if (it == weight_map_.end()) return {nullptr, nullptr};
     const SafetensorsFile& f = *shards_.at(it->second);
-    const StEntry* e = f.find(name);
+    const SafetensorsTensor* e = f.find(name);
     if (!e)
       fail_input("{}: {} lists tensor {} in this shard, but the shard does not hold it", f.path(), index_path_, name);
     return {e, &f};

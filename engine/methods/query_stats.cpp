@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/methods/torch_pt_reader.hpp"
+#include "engine/safetensors_file.hpp"
 #include "util/errors.hpp"
 #include "util/mapped_file.hpp"
 
@@ -220,30 +221,8 @@ QueryStats read_query_stats_pt(const std::string& path) {
 }
 
 QueryStats read_query_stats_safetensors(const std::string& path) {
-  const MappedFile file(path);
-  if (file.size() < 8) fail_input("{}: {} bytes is too short for a safetensors file", path, file.size());
-  ByteReader r(file);
-  const uint64_t n = r.read<uint64_t>("safetensors header length");
-  if (n > file.size() - 8)
-    fail_input("{}: safetensors header length {} runs past the end of the file ({} bytes); truncated or not a "
-               "stats file (.pt or kvbench safetensors)",
-               path, n, file.size());
-  json header;
-  try {
-    header = json::parse(r.read_bytes(n, "safetensors header"));
-  } catch (const json::exception& e) {
-    fail_input("{}: safetensors header is not valid JSON: {}", path, e.what());
-  }
-  if (!header.is_object()) fail_input("{}: safetensors header is not a JSON object", path);
-
-  std::map<std::string, std::string> meta;
-  if (auto it = header.find("__metadata__"); it != header.end()) {
-    if (!it->is_object()) fail_input("{}: __metadata__ is not an object", path);
-    for (const auto& [k, v] : it->items()) {
-      if (!v.is_string()) fail_input("{}: __metadata__ value {} is not a string", path, k);
-      meta[k] = v.get<std::string>();
-    }
-  }
+  const SafetensorsFile file(path, "stats file (.pt or kvbench safetensors)");
+  std::map<std::string, std::string> meta = file.metadata();
   if (meta["format"] != kFormatName)
     fail_input("{}: not a kvbench query-stats file (metadata format '{}', expected '{}')", path, meta["format"], kFormatName);
   if (meta["version"] != kFormatVersion)
@@ -276,27 +255,16 @@ QueryStats read_query_stats_safetensors(const std::string& path) {
   if (const std::string* s = meta_string(meta, "token_count")) qs.token_count = parse_int(*s, path, "token_count", 0, INT64_MAX);
 
   const int F = qs.n_freqs();
-  const uint64_t per_tensor = uint64_t(qs.n_layers) * qs.n_heads * F;
-  const uint64_t data_start = 8 + n, data_size = file.size() - data_start;
   qs.heads.resize(static_cast<size_t>(qs.n_layers) * qs.n_heads);
   for (int k = 0; k < 3; ++k) {
     const std::string where = fmt::format("{}: tensor {}", path, kTensorNames[k]);
-    auto it = header.find(kTensorNames[k]);
-    if (it == header.end() || !it->is_object()) fail_input("{}: missing", where);
-    const json& info = *it;
-    if (info.value("dtype", json()) != "F32") fail_input("{}: dtype is not F32", where);
-    const json expected_shape = {qs.n_layers, qs.n_heads, F};
-    if (info.value("shape", json()) != expected_shape)
-      fail_input("{}: shape {} does not match the metadata's [{}, {}, {}]", where, info.value("shape", json()).dump(),
+    const SafetensorsTensor* t = file.find(kTensorNames[k]);
+    if (!t) fail_input("{}: missing", where);
+    if (t->dtype != "F32") fail_input("{}: dtype is not F32", where);
+    if (t->shape != std::vector<int64_t>{qs.n_layers, qs.n_heads, F})
+      fail_input("{}: shape [{}] does not match the metadata's [{}, {}, {}]", where, fmt::join(t->shape, ", "),
                  qs.n_layers, qs.n_heads, F);
-    const json offsets = info.value("data_offsets", json());
-    if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
-      fail_input("{}: data_offsets must be [begin, end]", where);
-    const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
-    if (begin > end || end > data_size || end - begin != per_tensor * 4)
-      fail_input("{}: data_offsets [{}, {}] do not hold {} float32 values inside the {} data bytes; truncated or corrupt",
-                 where, begin, end, per_tensor, data_size);
-    const uint8_t* data = file.range(data_start + begin, end - begin, where);
+    const uint8_t* data = t->data;
     for (size_t h = 0; h < qs.heads.size(); ++h) {
       std::vector<float>& out = field(qs.heads[h], k);
       out.resize(F);
