@@ -2,9 +2,25 @@
 
 #include <sys/wait.h>
 
+#include <zlib.h>
+
 #include <cstdio>
 
 namespace kvb::test {
+
+std::string deflate_bytes(const std::string& data, int window_bits) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, data.size()) + 64, '\0');  // + room for a gzip header
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
 
 CommandResult run_kvbench(const std::string& args) {
   CommandResult r;

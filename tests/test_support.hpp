@@ -55,6 +55,9 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
+// zlib deflate of `data`: window_bits -15 for a raw stream (zip entries), 31 for gzip.
+std::string deflate_bytes(const std::string& data, int window_bits);
+
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
 CommandResult run_kvbench(const std::string& args);
 
