@@ -14,14 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-struct CaseError {
-  const std::string& path;
-  size_t index;
-  template <typename... Args>
-  [[noreturn]] void operator()(fmt::format_string<Args...> f, Args&&... args) const {
-    fail_input("{}: case {}: {}", path, index, fmt::format(f, std::forward<Args>(args)...));
-  }
-};
 
 bool is_node(const json& v) { return v.is_number_integer(); }
 
@@ -63,7 +55,7 @@ Workload parse_dfs_set(const std::string& path, const json& doc) {
   w.format = "dfs";
   std::set<std::string> seen;
   for (size_t i = 0; i < doc.size(); ++i) {
-    CaseError err{path, i};
+    LocatedError err{fmt::format("{}: case {}", path, i)};
     const json& c = doc[i];
     if (!c.is_object()) err("expected an object, got JSON {}", c.type_name());
 

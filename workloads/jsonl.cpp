@@ -13,14 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-struct LineError {
-  const std::string& path;
-  size_t line;
-  template <typename... Args>
-  [[noreturn]] void operator()(fmt::format_string<Args...> f, Args&&... args) const {
-    fail_input("{}:{}: {}", path, line, fmt::format(f, std::forward<Args>(args)...));
-  }
-};
 
 std::string_view trim_left(std::string_view s) {
   size_t i = 0;
@@ -59,7 +51,7 @@ std::string describe(const json& v) {
   return std::string(v.is_array() || v.is_object() ? "an " : "a ") + v.type_name();
 }
 
-std::vector<int> read_ids(const json& v, std::string_view field, const LineError& err) {
+std::vector<int> read_ids(const json& v, std::string_view field, const LocatedError& err) {
   if (!v.is_array()) err("{} must be an array of token ids, got {}", field, describe(v));
   std::vector<int> ids;
   ids.reserve(v.size());
@@ -79,7 +71,7 @@ const json* find(const json& obj, const char* key) {
   return it == obj.end() ? nullptr : &*it;
 }
 
-WorkloadItem read_item(const json& obj, size_t line, const LineError& err) {
+WorkloadItem read_item(const json& obj, size_t line, const LocatedError& err) {
   WorkloadItem item;
 
   if (const json* id = find(obj, "id")) {
@@ -160,7 +152,7 @@ Workload parse_jsonl(const std::string& path, std::string_view text) {
     std::string_view body = trim_left(line);
     if (body.empty() || body.starts_with('#') || body.starts_with("//")) continue;
 
-    LineError err{path, line_no};
+    LocatedError err{fmt::format("{}:{}", path, line_no)};
     json obj;
     try {
       obj = json::parse(line.begin(), line.end());
