@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   kvb::cli::Action run = kvb::cli::add_run_command(app, args);
   kvb::cli::Action info = kvb::cli::add_info_command(app);
+  kvb::cli::Action calibrate = kvb::cli::add_calibrate_command(app);
   kvb::cli::Action planned;
-  kvb::cli::add_planned_command(app, "calibrate", "measure TriAttention query statistics for a model", "issue 3", planned);
   kvb::cli::add_planned_command(app, "compare", "compare two result files (regression gate)", "issue 5", planned);
   kvb::cli::add_planned_command(app, "report", "render a result file as md, csv or html", "issue 5", planned);
   kvb::cli::add_planned_command(app, "capacity", "maximum concurrent sequences per method and budget", "issue 4", planned);
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("info")) return info();
+    if (app.got_subcommand("calibrate")) return calibrate();
     return planned();
   } catch (const kvb::InputError& e) {
     std::fprintf(stderr, "kvbench: %s\n", e.what());

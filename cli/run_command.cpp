@@ -29,7 +29,10 @@ void on_interrupt(int) {
 
 struct RunFlags {
   RunConfig config;
-  std::string mode = "generate";
+  std::string mode = "replay";
+  std::string tri_mode = "per-head";
+  std::string tri_aggregation = "mean";
+  bool method_given = false;
   std::string out;
   bool no_hash = false;
   bool quiet = false;
@@ -47,6 +50,15 @@ int execute(RunFlags& f) {
   if (f.mode == "generate") c.mode = RunMode::Generate;
   else if (f.mode == "replay") c.mode = RunMode::Replay;
   else fail_input("--mode {}: expected generate or replay", f.mode);
+  // The default comparison of every method needs TriAttention statistics the user did not name.
+  if (!f.method_given && c.stats_path.empty()) c.stats_path = "self";
+  if (f.tri_mode == "per-head") c.method_options.tri.selection = TriSelection::PerHead;
+  else if (f.tri_mode == "global") c.method_options.tri.selection = TriSelection::Global;
+  else if (f.tri_mode == "per-layer-head") c.method_options.tri.selection = TriSelection::PerLayerHead;
+  else fail_input("--tri-mode {}: expected per-head, global or per-layer-head", f.tri_mode);
+  if (f.tri_aggregation == "mean") c.method_options.tri.scoring.aggregation = TriAggregation::Mean;
+  else if (f.tri_aggregation == "max") c.method_options.tri.scoring.aggregation = TriAggregation::Max;
+  else fail_input("--tri-aggregation {}: expected mean or max", f.tri_aggregation);
   c.hash_files = !f.no_hash;
 
   const fs::path out_dir = f.out.empty() ? default_out_dir() : fs::path(f.out);
@@ -82,6 +94,28 @@ int execute(RunFlags& f) {
 
 }  // namespace
 
+// The flags that tune one method; defaults follow shared/spec/triattention.md (HF research path).
+void add_method_options(CLI::App& cmd, RunFlags& f) {
+  PolicyConfig& p = f.config.method_options;
+  cmd.add_option("--stats", f.config.stats_path,
+                 "triattention: query statistics (.pt from TriAttention, `kvbench calibrate` output, or self: "
+                 "calibrate on this run's own tokens; the default when --method is not given)");
+  cmd.add_option("--tri-mode", f.tri_mode, "triattention selection: per-head | global | per-layer-head")
+      ->capture_default_str();
+  cmd.add_option("--tri-aggregation", f.tri_aggregation, "triattention: mean | max over the future offsets")
+      ->capture_default_str();
+  cmd.add_option("--tri-offset-max", p.tri.scoring.offset_max, "triattention: largest offset (1, 2, 4, ... up to this)")
+      ->capture_default_str();
+  cmd.add_flag("--tri-disable-mlr", p.tri.scoring.disable_mlr, "triattention ablation: norm term without the R discount");
+  cmd.add_flag("--tri-disable-trig", p.tri.scoring.disable_trig, "triattention ablation: norm term only");
+  cmd.add_option("--tri-protect-prompt", p.tri.protect_prompt, "triattention: pin the prompt (true | false)")
+      ->capture_default_str();
+  cmd.add_option("--tri-window", p.tri.window, "triattention: most recent tokens always kept (vLLM runtime: 128)")
+      ->capture_default_str();
+  cmd.add_option("--tri-seed", p.tri.seed, "triattention: tie-break noise seed")->capture_default_str();
+  cmd.add_option("--sink-tokens", p.sink_tokens, "streaming: attention sinks kept")->capture_default_str();
+}
+
 Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   auto f = std::make_shared<RunFlags>();
   f->config.command_line = argv;
@@ -96,7 +130,9 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--workload,-w", c.workload,
                   "workload: JSONL (docs/workloads.md), a recorded R1 trace (.msgpack[.gz]), a DFS set, or "
                   "builtin:stories (default)");
-  cmd->add_option("--mode", f->mode, "generate | replay (teacher-forced through the recorded continuation)")
+  cmd->add_option("--mode", f->mode,
+                  "replay (every method teacher-forced through the same tokens, compared with full attention) | "
+                  "generate (each method decodes on its own; answers graded)")
       ->capture_default_str();
   cmd->add_option("--max-new-tokens,-n", c.max_new_tokens, "new tokens per sequence (replay: cap on replayed tokens)")
       ->capture_default_str();
@@ -104,13 +140,16 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
-  cmd->add_option("--method", c.methods,
-                  "comma list of KV methods: full, streaming, h2o (triattention, snapkv, rkv: planned)")
+  cmd->add_option("--method", c.methods, "comma list of KV methods: full, triattention, snapkv, rkv, streaming, h2o")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->each([f](const std::string&) { f->method_given = true; });
+  cmd->add_option("--budget", c.budgets, "comma list of KV budgets (tokens kept per layer and kv-head)")
       ->delimiter(',')
       ->capture_default_str();
-  cmd->add_option("--budget", c.budgets, "comma list of KV budgets (tokens kept per layer and kv-head)")->delimiter(',');
-  cmd->add_option("--divide-length", c.divide_length, "compress when the cache reaches budget + this")
+  cmd->add_option("--divide-length", c.divide_length, "compression interval in tokens (slack above the budget)")
       ->capture_default_str();
+  add_method_options(*cmd, *f);
   cmd->add_option("--device", c.device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");

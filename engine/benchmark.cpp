@@ -1,7 +1,12 @@
 #include "engine/benchmark.hpp"
 
+#include <algorithm>
+#include <memory>
+
 #include <fmt/format.h>
 
+#include "engine/methods/calibration.hpp"
+#include "engine/methods/query_stats.hpp"
 #include "engine/model.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/gpu_info.hpp"
@@ -59,12 +64,7 @@ std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, cons
   for (const WorkloadItem& item : w.items) {
     DecodeRequest r;
     r.id = item.id;
-    if (!item.prompt_ids.empty()) {
-      r.prompt = item.prompt_ids;
-    } else {
-      r.prompt = m.tokenizer->encode(item.prompt_text);
-      if (m.tokenizer->add_bos() && m.tokenizer->bos_id() >= 0) r.prompt.insert(r.prompt.begin(), m.tokenizer->bos_id());
-    }
+    r.prompt = !item.prompt_ids.empty() ? item.prompt_ids : m.tokenizer->encode_prompt(item.prompt_text);
     r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
     if (c.mode == RunMode::Replay) {
       r.forced = !item.continuation_ids.empty() ? item.continuation_ids : m.tokenizer->encode(item.continuation_text);
@@ -87,20 +87,27 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
 
   // Every (method, budget) is checked before anything is loaded.
+  const bool wants_stats = std::find(c.methods.begin(), c.methods.end(), "triattention") != c.methods.end();
+  const bool self_calibrate = wants_stats && c.stats_path == "self";
+  std::shared_ptr<const QueryStats> stats;
+  if (self_calibrate) stats = std::make_shared<const QueryStats>();  // measured once the tokens are known
+  else if (!c.stats_path.empty() && wants_stats) stats = std::make_shared<const QueryStats>(read_query_stats(c.stats_path));
+  if (!c.stats_path.empty() && !wants_stats) progress("--stats is only used by --method triattention; ignored");
   std::vector<PolicyConfig> policies;
   for (const std::string& method : c.methods) {
-    PolicyConfig p;
+    PolicyConfig p = c.method_options;
     p.method = method;
     p.divide_length = c.divide_length;
+    p.stats = stats;
     if (method == "full") {
-      make_policy(p);
+      check_policy(p);
       policies.push_back(p);
       continue;
     }
-    if (c.budgets.empty()) make_policy(p);  // names an unknown method, else asks for --budget
+    if (c.budgets.empty()) check_policy(p);  // names an unknown method, else asks for --budget
     for (int b : c.budgets) {
       p.budget = b;
-      make_policy(p);
+      check_policy(p);
       policies.push_back(p);
     }
   }
@@ -160,7 +167,25 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
       for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
     }
   }
-  validate_requests(model, requests, c.mode);
+  if (self_calibrate) {
+    // Statistics measured on the very tokens being replayed: a self-contained demonstration, not
+    // the held-out calibration of the paper (recorded as such in the result).
+    TokenSequences sequences;
+    for (const DecodeRequest& r : requests) {
+      sequences.push_back(r.prompt);
+      sequences.back().insert(sequences.back().end(), r.forced.begin(), r.forced.end());
+    }
+    QueryStats measured = calibrate_query_stats(model, sequences);
+    measured.format = "calibrated-on-run-tokens";
+    measured.source_path = "self";
+    progress(fmt::format("triattention: query statistics calibrated on this run's own {} tokens (--stats self); pass "
+                         "--stats FILE for held-out statistics",
+                         measured.token_count.value_or(0)));
+    stats = std::make_shared<const QueryStats>(std::move(measured));
+    for (PolicyConfig& p : policies) p.stats = stats;
+  }
+  // Statistics against the model, prompts against every budget: before any method runs.
+  for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_policy(p, model.config).get());
 
   BenchmarkResult result;
   std::vector<MethodRun> runs;
@@ -172,6 +197,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     run.method = p.method;
     run.budget = p.budget;
     run.divide_length = p.budget > 0 ? p.divide_length : 0;
+    run.parameters = policy_parameters(p);
     opt.policy = p;
     try {
       run.output = run_decode(model, requests, opt);

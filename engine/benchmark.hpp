@@ -19,13 +19,16 @@ struct RunConfig {
   std::string tokenizer;          // llama2.c tokenizer override
   std::string prompt;             // a single prompt (wins over workload)
   std::string workload;           // file or builtin:<name>; empty = builtin:stories
-  RunMode mode = RunMode::Generate;
-  int max_new_tokens = 128;
+  RunMode mode = RunMode::Replay;
+  int max_new_tokens = 512;
   SamplingParams sampling;
   int batch_size = 1;
-  std::vector<std::string> methods = {"full"};  // every method x every budget is run
-  std::vector<int> budgets;                     // required by every method but full
+  // Every method x every budget is run; by default all of them at two budgets.
+  std::vector<std::string> methods = {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"};
+  std::vector<int> budgets = {64, 128};
   int divide_length = 128;
+  PolicyConfig method_options;    // per-method settings (sinks, windows, TriAttention options)
+  std::string stats_path;         // TriAttention query statistics (--stats)
   std::string device = "auto";    // auto | cpu | cuda[:N]
   int threads = 0;                // 0 = all cores
   bool hash_files = true;

@@ -7,6 +7,7 @@
 
 #include "engine/fidelity.hpp"
 #include "engine/kv_cache.hpp"
+#include "engine/retained_mass.hpp"
 #include "engine/transformer.hpp"
 #include "util/errors.hpp"
 
@@ -40,10 +41,12 @@ double log_probability(const float* logits, int vocab, int target) {
   return double(logits[target]) - max - std::log(sum);
 }
 
-void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode) {
+void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode,
+                       const KvPolicy* policy) {
   const ModelConfig& c = model.config;
   for (const DecodeRequest& r : requests) {
     if (r.prompt.empty()) fail_input("sequence {}: the prompt is empty and the model adds no BOS token", r.id);
+    if (policy) policy->check_prompt(static_cast<int>(r.prompt.size()), r.id);
     for (const auto* ids : {&r.prompt, &r.forced})
       for (int t : *ids)
         if (t < 0 || t >= c.vocab_size)
@@ -60,16 +63,17 @@ void validate_requests(const Model& model, const std::vector<DecodeRequest>& req
 }
 
 DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& opt) {
-  validate_requests(model, requests, opt.mode);
   const ModelConfig& c = model.config;
+  std::unique_ptr<KvPolicy> policy = make_policy(opt.policy, c);
+  validate_requests(model, requests, opt.mode, policy.get());
   const int vocab = c.vocab_size;
   const int batch_size = std::max(1, opt.batch_size);
-  std::unique_ptr<KvPolicy> policy = make_policy(opt.policy);
   Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
   tf.set_attention_observer(policy->observer());
   std::vector<float> logits(size_t(batch_size) * vocab);
   const bool lockstep = opt.mode == RunMode::Replay && opt.policy.method != "full";
   std::vector<float> ref_logits(lockstep ? size_t(batch_size) * vocab : 0);
+  RetainedMass retained;  // observes the reference forward
   std::vector<BatchToken> batch;
   batch.reserve(std::max(batch_size, opt.prefill_chunk));
 
@@ -94,11 +98,14 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
                                                     steps_of(requests[first + s], opt.mode));
       ref_cache.emplace(c, n, full_capacity);
     }
-    // Runs the reference forward and returns its duration, to be left out of the method's timings.
-    auto reference_forward = [&]() -> double {
+    // Runs the reference forward on the batch the method just consumed (before the method's
+    // policy runs, so the method's cache holds what its attention read) and returns its
+    // duration, to be left out of the method's timings.
+    auto reference_forward = [&](std::span<const int> rows) -> double {
       if (!lockstep) return 0.0;
       const auto t0 = Clock::now();
-      tf.set_attention_observer(nullptr);  // the reference is full attention: nothing to observe
+      retained.snapshot(cache, rows);
+      tf.set_attention_observer(&retained);
       tf.forward(batch, *ref_cache, ref_logits.data());
       tf.set_attention_observer(policy->observer());
       return seconds_since(t0);
@@ -108,9 +115,9 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
 
     // The policy runs after every forward; its time is measured apart from the forward's.
-    auto apply_policy = [&](int s) {
+    auto apply_policy = [&](int s, const SequenceProgress& progress) {
       const auto t0 = Clock::now();
-      const int64_t evicted = policy->after_forward(cache, s);
+      const int64_t evicted = policy->after_forward(cache, s, progress);
       out.stats.compression_seconds += seconds_since(t0);
       if (evicted > 0) {
         ++out.stats.compression_events;
@@ -120,9 +127,12 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
 
     // What each sequence consumes next and whether it is still running.
     std::vector<int> next_token(n), done(n, 0);
+    std::vector<uint64_t> held_bytes(n);  // KV bytes each row held during its last forward
     auto consume = [&](int s, const float* row, const float* ref_row) {  // logits for the next position
       const DecodeRequest& r = requests[first + s];
       SequenceOutcome& o = out.sequences[first + s];
+      o.kv_bytes.push_back(held_bytes[s]);
+      if (lockstep) o.retained_mass.push_back(static_cast<float>(retained.take(s)));
       if (opt.mode == RunMode::Replay) {
         const int i = static_cast<int>(o.tokens.size());
         const int target = r.forced[i];
@@ -162,14 +172,17 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       o.prompt = r.prompt;
       const auto t0 = Clock::now();
       const int len = static_cast<int>(r.prompt.size());
+      policy->begin_sequence(s);
+      const int row[] = {s};
       for (int at = 0; at < len; at += opt.prefill_chunk) {
         const int end = std::min(len, at + opt.prefill_chunk);
         batch.clear();
         for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
         tf.forward(batch, cache, logits.data());
-        reference_seconds += reference_forward();
+        reference_seconds += reference_forward(row);
       }
-      apply_policy(s);
+      held_bytes[s] = cache.sequence_bytes(s);
+      apply_policy(s, SequenceProgress{len, len, true});
       consume(s, logits.data(), ref_logits.data());
       o.prefill_seconds = seconds_since(t0) - reference_seconds;
       reference_seconds = 0;
@@ -197,9 +210,15 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       }
       const auto t0 = Clock::now();
       tf.forward(batch, cache, logits.data());
-      for (int s : rows) apply_policy(s);
-      const double dt = seconds_since(t0);
-      reference_forward();
+      const double forward_seconds = seconds_since(t0);
+      for (int s : rows) held_bytes[s] = cache.sequence_bytes(s);
+      reference_forward(rows);
+      const auto t1 = Clock::now();
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const int s = rows[i];
+        apply_policy(s, SequenceProgress{static_cast<int>(requests[first + s].prompt.size()), batch[i].pos + 1, false});
+      }
+      const double dt = forward_seconds + seconds_since(t1);
       for (size_t i = 0; i < rows.size(); ++i)
         consume(rows[i], logits.data() + i * vocab, lockstep ? ref_logits.data() + i * vocab : nullptr);
       out.stats.step_seconds.push_back(dt);

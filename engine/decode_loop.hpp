@@ -34,6 +34,8 @@ struct SequenceOutcome {
   std::vector<float> kl;              // KL(full || method) per step
   std::vector<float> full_logprob;    // log p_full(trace token) per step
   std::vector<int> full_predicted;    // full attention's argmax per step
+  std::vector<float> retained_mass;   // share of full attention's probability on the keys the method held
+  std::vector<uint64_t> kv_bytes;     // KV bytes the sequence held when each step's logits were computed
   double prefill_seconds = 0;
 };
 
@@ -69,9 +71,10 @@ struct DecodeOptions {
 // same token to both caches and compares their next-token distributions (engine/fidelity.hpp).
 // The reference forward is timed apart and not counted in the method's latencies.
 
-// Checks every request against the model's context and vocabulary (InputError naming the
-// sequence) before anything runs.
-void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode);
+// Checks every request against the model's context and vocabulary, and its prompt against the
+// policy's budget (InputError naming the sequence), before anything runs.
+void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode,
+                       const KvPolicy* policy = nullptr);
 
 DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& options);
 

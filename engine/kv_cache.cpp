@@ -16,6 +16,13 @@ KvCache::KvCache(const ModelConfig& c, int n_sequences, int capacity)
   len_.assign(heads, 0);
 }
 
+uint64_t KvCache::sequence_bytes(int seq) const {
+  uint64_t slots = 0;
+  for (int l = 0; l < n_layers_; ++l)
+    for (int h = 0; h < n_kv_heads_; ++h) slots += len_[index(l, seq, h)];
+  return slots * bytes_per_slot();
+}
+
 void KvCache::set_length(int layer, int seq, int kv_head, int n) {
   int32_t& len = len_[index(layer, seq, kv_head)];
   if (n < 0 || n > capacity_) fail_runtime("KV cache: length {} outside [0, {}]", n, capacity_);

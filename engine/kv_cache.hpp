@@ -52,6 +52,8 @@ class KvCache {
   // Bytes held by live slots (K and V, fp32) now, and the most ever held.
   uint64_t live_bytes() const { return live_slots_ * bytes_per_slot(); }
   uint64_t peak_bytes() const { return peak_slots_ * bytes_per_slot(); }
+  // Bytes held by the live slots of one sequence.
+  uint64_t sequence_bytes(int seq) const;
   uint64_t capacity_bytes() const { return uint64_t(k_.size() + v_.size()) * sizeof(float); }
   uint64_t bytes_per_slot() const { return uint64_t(2) * head_dim_ * sizeof(float); }
 

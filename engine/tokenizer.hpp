@@ -21,6 +21,12 @@ class Tokenizer {
   int eos_id() const { return eos_id_; }
   // Whether prompts start with BOS (llama2.c and GGUF llama: yes; Qwen: no).
   bool add_bos() const { return add_bos_; }
+  // The ids of a text that starts a sequence: BOS first when the model wants one.
+  std::vector<int> encode_prompt(std::string_view text) const {
+    std::vector<int> ids = encode(text);
+    if (add_bos_ && bos_id_ >= 0) ids.insert(ids.begin(), bos_id_);
+    return ids;
+  }
 
  protected:
   int bos_id_ = -1;

@@ -34,7 +34,8 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCach
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
-  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !observer_, [&](int task) {
+  const bool probs_observed = observer_ && observer_->wants_probabilities();
+  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !probs_observed, [&](int task) {
     const int i = task / n_heads, h = task % n_heads, kvh = h / group;
     const BatchToken& tok = batch[i];
     const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
@@ -54,7 +55,7 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCach
     const float sum = cpu::exp_shifted_sum(score, len, max);  // masked slots become exactly 0
     const float inv = 1.0f / sum;
     for (int j = 0; j < len; ++j) score[j] *= inv;
-    if (observer_) observer_->on_attention(cache, layer, tok.seq, h, kvh, tok.pos, score, len);
+    if (probs_observed) observer_->on_attention(cache, layer, tok.seq, h, kvh, tok.pos, score, len);
     cpu::weighted_row_sum(att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd, score, values, len, hd);
   });
 }
@@ -93,7 +94,9 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
       const BatchToken& t = batch[i];
       float* q = q_.data() + size_t(i) * qd;
       float* k = k_.data() + size_t(i) * kvd;
+      if (observer_) q_pre_rope_.assign(q, q + qd);
       rope_.apply(q, cfg_.n_heads, t.pos);
+      if (observer_) observer_->on_query(l, t.seq, t.pos, q_pre_rope_.data(), q);
       rope_.apply(k, cfg_.n_kv_heads, t.pos);
       const float* v = v_.data() + size_t(i) * kvd;
       for (int h = 0; h < cfg_.n_kv_heads; ++h) {

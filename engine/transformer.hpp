@@ -19,15 +19,23 @@ struct BatchToken {
   bool want_logits = true;
 };
 
-// Sees every attention distribution of a forward (for methods that score slots by the attention
-// they receive, like H2O). Called serially: with an observer the heads are not split across threads.
+// Sees what a forward computes inside attention, for methods that score slots by it (H2O's
+// accumulated attention, SnapKV's observation window) and for calibration (pre-RoPE queries).
+// Called serially; a forward with an observer that wants probabilities does not split its heads
+// across threads.
 class AttentionObserver {
  public:
   virtual ~AttentionObserver() = default;
+  // The queries of the token at `pos` of `seq` in `layer`, all query heads ([n_heads][head_dim]):
+  // as attention sees them before the rotation (after Qwen3's q_norm) and after it.
+  virtual void on_query(int /*layer*/, int /*seq*/, int /*pos*/, const float* /*pre_rope*/,
+                        const float* /*rotated*/) {}
+  // Whether on_attention is wanted (it costs the forward its parallel attention).
+  virtual bool wants_probabilities() const { return false; }
   // probs[j] is the weight query head `head` (reading KV head `kv_head`) of the token at `pos`
   // gave slot j of (layer, seq, kv_head) in `cache`.
-  virtual void on_attention(KvCache& cache, int layer, int seq, int head, int kv_head, int pos, const float* probs,
-                            int len) = 0;
+  virtual void on_attention(KvCache& /*cache*/, int /*layer*/, int /*seq*/, int /*head*/, int /*kv_head*/,
+                            int /*pos*/, const float* /*probs*/, int /*len*/) {}
 };
 
 class Transformer {
@@ -54,6 +62,7 @@ class Transformer {
   AttentionObserver* observer_ = nullptr;
   // Scratch, [max_tokens][...]
   std::vector<float> x_, xb_, q_, k_, v_, att_out_, hb_, hb2_, scores_;
+  std::vector<float> q_pre_rope_;  // one token's queries, kept for the observer
 };
 
 // Logits for every position of `tokens` (one sequence, from position 0), [T * vocab]; a

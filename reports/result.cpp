@@ -70,10 +70,11 @@ double rate(double count, double seconds) { return seconds > 0 ? count / seconds
 
 // Agreement with full attention over every replayed step of every sequence.
 json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
-  std::vector<double> kl;
+  std::vector<double> kl, retained;
   double nll_full = 0, nll_method = 0, abs_dp = 0;
   int64_t same_top1 = 0;
   for (const SequenceOutcome& o : sequences) {
+    retained.insert(retained.end(), o.retained_mass.begin(), o.retained_mass.end());
     for (size_t i = 0; i < o.kl.size(); ++i) {
       kl.push_back(o.kl[i]);
       nll_full -= o.full_logprob[i];
@@ -85,14 +86,53 @@ json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
   const double n = static_cast<double>(kl.size());
   if (kl.empty()) return json::object();
   const Summary k = summarize(kl);
-  return {{"steps", kl.size()},
-          {"kl", {{"mean", k.mean}, {"p50", k.p50}, {"p90", k.p90}, {"p99", k.p99}, {"max", k.max}}},
-          {"top1_agreement_with_full", same_top1 / n},
-          {"mean_abs_dprob", abs_dp / n},
-          {"ppl_ratio", std::exp((nll_method - nll_full) / n)}};
+  json out = {{"steps", kl.size()},
+              {"kl", {{"mean", k.mean}, {"p50", k.p50}, {"p90", k.p90}, {"p99", k.p99}, {"max", k.max}}},
+              {"top1_agreement_with_full", same_top1 / n},
+              {"mean_abs_dprob", abs_dp / n},
+              {"ppl_ratio", std::exp((nll_method - nll_full) / n)}};
+  // Only measured against a lockstep reference (full attention itself holds every key).
+  if (!retained.empty()) {
+    const Summary r = summarize(retained);
+    out["retained_attention_mass"] = {{"mean", r.mean}, {"p50", r.p50}, {"min", r.min}};
+  }
+  return out;
 }
 
 }  // namespace
+
+json policy_parameters(const PolicyConfig& p) {
+  if (p.method == "streaming") return {{"sink_tokens", p.sink_tokens}};
+  if (p.method == "h2o") return {{"recent_tokens", p.budget / 2}};
+  if (p.method == "snapkv" || p.method == "rkv") {
+    json j = {{"observation_window", p.observation_window}, {"pool_kernel", 2 * p.pool_radius + 1},
+              {"trigger", "after prefill and every divide_length tokens"}};
+    if (p.method == "rkv") {
+      j["lambda"] = p.rkv_lambda;
+      j["similarity_threshold"] = p.rkv_threshold;
+    }
+    return j;
+  }
+  if (p.method == "triattention") {
+    const TriAttentionOptions& t = p.tri;
+    static const char* selections[] = {"per-head", "global", "per-layer-head"};
+    json j = {{"selection", selections[static_cast<int>(t.selection)]},
+              {"aggregation", t.scoring.aggregation == TriAggregation::Mean ? "mean" : "max"},
+              {"offset_max", t.scoring.offset_max},
+              {"disable_mlr", t.scoring.disable_mlr},
+              {"disable_trig", t.scoring.disable_trig},
+              {"protect_prompt", t.protect_prompt},
+              {"window", t.window},
+              {"seed", t.seed},
+              {"trigger", "slack: budget + divide_length"}};
+    if (p.stats)
+      j["stats"] = {{"path", p.stats->source_path}, {"format", p.stats->format},
+                    {"model_name", p.stats->model_name.empty() ? json(nullptr) : json(p.stats->model_name)},
+                    {"token_count", p.stats->token_count ? json(*p.stats->token_count) : json(nullptr)}};
+    return j;
+  }
+  return json::object();
+}
 
 json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode) {
   const DecodeStats& st = run.output.stats;
@@ -140,6 +180,13 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
     }
     sequences.push_back(std::move(s));
   }
+  uint64_t kv_sum = 0, kv_max = 0, kv_steps = 0;
+  for (const SequenceOutcome& o : run.output.sequences)
+    for (uint64_t b : o.kv_bytes) {
+      kv_sum += b;
+      kv_max = std::max(kv_max, b);
+      ++kv_steps;
+    }
   json measurements = {
       {"prefill", {{"tokens", st.prefill_tokens}, {"seconds", st.prefill_seconds},
                    {"tokens_per_s", rate(st.prefill_tokens, st.prefill_seconds)}}},
@@ -147,7 +194,9 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
                   {"tokens_per_s", rate(st.decode_tokens, st.decode_seconds)},
                   {"step_latency_ms", summary_ms(st.step_seconds)}}},
       {"memory", {{"weights_bytes", model.weights.bytes()}, {"kv_bytes_peak", st.kv_peak_bytes},
-                  {"kv_bytes_allocated", st.kv_capacity_bytes}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+                  {"kv_bytes_allocated", st.kv_capacity_bytes},
+                  {"kv_bytes_per_sequence_mean", kv_steps > 0 ? double(kv_sum) / kv_steps : 0.0},
+                  {"kv_bytes_per_sequence_peak", kv_max}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
   if (graded > 0) measurements["accuracy"] = {{"correct", correct}, {"total", graded}, {"accuracy", double(correct) / graded}};
   const double total_seconds = st.prefill_seconds + st.decode_seconds;
   measurements["compression"] = {{"events", st.compression_events},
@@ -164,6 +213,7 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
   return {{"method", run.method},
           {"budget", run.budget > 0 ? json(run.budget) : json(nullptr)},
           {"divide_length", run.divide_length > 0 ? json(run.divide_length) : json(nullptr)},
+          {"parameters", run.parameters},
           {"interrupted", run.output.interrupted},
           {"measurements", measurements},
           {"sequences", sequences}};

@@ -28,6 +28,7 @@ struct MethodRun {
   std::string method = "full";
   int budget = 0;  // 0 = unbounded
   int divide_length = 0;
+  nlohmann::json parameters = nlohmann::json::object();  // the method's settings (policy_parameters)
   DecodeOutput output;
   uint64_t peak_rss_bytes = 0;
 };
@@ -43,6 +44,9 @@ nlohmann::json model_to_json(const Model& model);
 nlohmann::json host_to_json(const HostInfo& host);
 // In generate mode, sequences whose workload item has a reference answer are graded
 // (workloads/grading.hpp) and the run gets an `accuracy` block.
+// The settings of a method that change what it keeps (empty for full attention).
+nlohmann::json policy_parameters(const PolicyConfig& policy);
+
 nlohmann::json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode);
 
 // status: "complete", "interrupted" or "failed" (with `error`).

@@ -43,9 +43,18 @@ std::string markdown(const std::vector<std::string>& head, const std::vector<std
 std::string render_summary_table(const json& doc) {
   const json& model = doc["model"];
   const bool replay = doc["settings"]["mode"] == "replay";
-  std::vector<std::string> head = {"model", "params", "device", "mode", "method", "seqs", "prefill t/s",
-                                   "decode t/s", "step p50 ms", "step p99 ms", "KV peak", "RSS"};
-  if (replay) head.insert(head.end(), {"PPL", "KL mean", "KL p99", "top-1 vs full", "PPL ratio"});
+  // What every row shares goes above the table; the rows show what differs between methods.
+  std::string out = fmt::format(
+      "model {}{} ({:.2f} M parameters), device {} x{}, mode {}, {} sequence(s)\n\n", model["name"].get<std::string>(),
+      model["synthetic"].get<bool>() ? " (synthetic weights)" : "", model["parameters"].get<double>() / 1e6,
+      doc["device"]["kind"].get<std::string>(), doc["device"]["threads"].get<int>(), doc["settings"]["mode"].get<std::string>(),
+      doc["runs"].empty() ? 0 : doc["runs"][0]["sequences"].size());
+  double full_peak = 0;  // per-sequence KV peak of full attention, when it ran
+  for (const json& run : doc["runs"])
+    if (run["method"] == "full") full_peak = run["measurements"]["memory"]["kv_bytes_per_sequence_peak"].get<double>();
+  std::vector<std::string> head = {"method", "KV/seq peak", "KV saved", "decode t/s", "step p50 ms", "step p99 ms",
+                                   "events", "ms/event"};
+  if (replay) head.insert(head.end(), {"KL mean", "KL p99", "top-1 vs full", "retained attn", "PPL ratio"});
   bool has_accuracy = false;
   for (const json& run : doc["runs"]) has_accuracy = has_accuracy || run["measurements"].contains("accuracy");
   if (has_accuracy) head.push_back("correct");
@@ -54,26 +63,26 @@ std::string render_summary_table(const json& doc) {
     const json& m = run["measurements"];
     std::string method = run["method"].get<std::string>();
     if (!run["budget"].is_null()) method += fmt::format("@{}", run["budget"].get<int>());
+    const double peak = m["memory"]["kv_bytes_per_sequence_peak"].get<double>();
     std::vector<std::string> r = {
-        model["name"].get<std::string>() + (model["synthetic"].get<bool>() ? " (synthetic)" : ""),
-        fmt::format("{:.2f} M", model["parameters"].get<double>() / 1e6),
-        fmt::format("{} x{}", doc["device"]["kind"].get<std::string>(), doc["device"]["threads"].get<int>()),
-        doc["settings"]["mode"].get<std::string>(),
         method,
-        std::to_string(run["sequences"].size()),
-        fmt::format("{:.1f}", m["prefill"]["tokens_per_s"].get<double>()),
+        human_bytes(peak),
+        full_peak > 0 ? fmt::format("{:.0f}%", 100.0 * (1.0 - peak / full_peak)) : "-",
         fmt::format("{:.1f}", m["decode"]["tokens_per_s"].get<double>()),
         fmt::format("{:.3f}", m["decode"]["step_latency_ms"]["p50"].get<double>()),
         fmt::format("{:.3f}", m["decode"]["step_latency_ms"]["p99"].get<double>()),
-        human_bytes(m["memory"]["kv_bytes_peak"].get<double>()),
-        human_bytes(m["memory"]["peak_rss_bytes"].get<double>())};
+        std::to_string(m["compression"]["events"].get<int64_t>()),
+        m["compression"]["events"].get<int64_t>() > 0 ? fmt::format("{:.3f}", m["compression"]["ms_per_event"].get<double>())
+                                                      : "-"};
     if (replay) {
       if (m.contains("fidelity") && !m["fidelity"].empty()) {
         const json& f = m["fidelity"];
-        r.push_back(fmt::format("{:.3f}", m["replay"]["ppl"].get<double>()));
         r.push_back(fmt::format("{:.5f}", f["kl"]["mean"].get<double>()));
         r.push_back(fmt::format("{:.5f}", f["kl"]["p99"].get<double>()));
         r.push_back(fmt::format("{:.4f}", f["top1_agreement_with_full"].get<double>()));
+        r.push_back(f.contains("retained_attention_mass")
+                        ? fmt::format("{:.4f}", f["retained_attention_mass"]["mean"].get<double>())
+                        : "1 (all)");
         r.push_back(fmt::format("{:.4f}", f["ppl_ratio"].get<double>()));
       } else {
         r.insert(r.end(), {"-", "-", "-", "-", "-"});
@@ -86,7 +95,7 @@ std::string render_summary_table(const json& doc) {
     }
     rows.push_back(std::move(r));
   }
-  return markdown(head, rows);
+  return out + markdown(head, rows);
 }
 
 }  // namespace kvb

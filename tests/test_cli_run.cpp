@@ -39,9 +39,16 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_TRUE(doc["synthetic"].get<bool>());
   EXPECT_EQ(doc["model"]["format"], "synthetic");
   EXPECT_EQ(doc["workload"]["source"], "builtin:stories");
-  ASSERT_EQ(doc["runs"].size(), 1u);
+  EXPECT_EQ(doc["settings"]["mode"], "replay");
+  // Every method, the budgeted ones at the two default budgets, full attention first.
+  std::vector<std::string> runs;
+  for (const auto& run : doc["runs"])
+    runs.push_back(run["method"].get<std::string>() + (run["budget"].is_null() ? "" : "@" + run["budget"].dump()));
+  EXPECT_EQ(runs, (std::vector<std::string>{"full", "triattention@64", "triattention@128", "snapkv@64", "snapkv@128",
+                                            "rkv@64", "rkv@128", "streaming@64", "streaming@128", "h2o@64", "h2o@128"}));
+  // No statistics were named, so TriAttention says where its statistics came from.
+  EXPECT_EQ(doc["runs"][1]["parameters"]["stats"]["format"], "calibrated-on-run-tokens");
   const auto& run = doc["runs"][0];
-  EXPECT_EQ(run["method"], "full");
   EXPECT_EQ(run["sequences"].size(), 4u);
   for (const auto& s : run["sequences"]) {
     EXPECT_GE(s["token_ids"].size(), 1u);
@@ -53,13 +60,14 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_LE(m["memory"]["kv_bytes_peak"].get<double>(), m["memory"]["kv_bytes_allocated"].get<double>());
   EXPECT_GT(m["memory"]["peak_rss_bytes"].get<double>(), 0.0);
   EXPECT_GE(m["decode"]["step_latency_ms"]["p99"].get<double>(), m["decode"]["step_latency_ms"]["p50"].get<double>());
-  EXPECT_NE(r.output.find("| synthetic:tiny"), std::string::npos) << r.output;  // the table
+  EXPECT_NE(r.output.find("model synthetic:tiny"), std::string::npos) << r.output;  // the table's header
+  EXPECT_NE(r.output.find(" triattention@64 |"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "result.json.tmp"));
 }
 
 TEST(CliRun, SameSeedSameTokensAcrossBatching) {
   TempDir a, b;
-  const std::string common = "run -q -n 12 --temperature 0.8 --top-p 0.9 --seed 7 ";
+  const std::string common = "run -q --mode generate --method full -n 12 --temperature 0.8 --top-p 0.9 --seed 7 ";
   ASSERT_EQ(run_kvbench(common + "--batch 1 --out " + a.path().string()).exit_code, 0);
   ASSERT_EQ(run_kvbench(common + "--batch 3 --out " + b.path().string()).exit_code, 0);
   auto da = read_result(a.path()), db = read_result(b.path());
@@ -70,7 +78,7 @@ TEST(CliRun, SameSeedSameTokensAcrossBatching) {
 TEST(CliRun, ReplayOfOwnGreedyContinuationAgreesFully) {
   // Replaying full attention's own greedy continuation: every argmax equals the replayed token.
   TempDir dir;
-  CommandResult r = run_kvbench("run -q --mode replay -n 20 --out " + dir.path().string());
+  CommandResult r = run_kvbench("run -q --mode replay --method full -n 20 --out " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto doc = read_result(dir.path());
   const auto& rep = doc["runs"][0]["measurements"]["replay"];
@@ -108,7 +116,9 @@ TEST(CliRun, StreamingBudgetsInReplay) {
   std::ifstream csv(dir / "steps.csv");
   std::string line;
   std::getline(csv, line);
-  EXPECT_EQ(line, "method,budget,sequence,step,token,full_logprob,method_logprob,kl,full_argmax,method_argmax");
+  EXPECT_EQ(line,
+            "method,budget,sequence,step,token,kv_bytes,full_logprob,method_logprob,kl,full_argmax,method_argmax,"
+            "retained_mass");
   int rows = 0;
   while (std::getline(csv, line)) ++rows;
   int64_t tokens = 0;
@@ -119,7 +129,7 @@ TEST(CliRun, StreamingBudgetsInReplay) {
 TEST(CliRun, StoriesPromptFromBin) {
   KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
   TempDir dir;
-  CommandResult r = run_kvbench("run -q -m " + bin.string() + " -p 'Once upon a time' -n 40 --out " + dir.path().string());
+  CommandResult r = run_kvbench("run -q -m " + bin.string() + " -p 'Once upon a time' --mode generate --method full -n 40 --out " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("there was a little girl named Lily"), std::string::npos) << r.output;
   auto doc = read_result(dir.path());
@@ -156,12 +166,18 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q -n 5000", "exceeds the model's context"},
                       BadInput{"run -q --workload builtin:nothing", "nothing"},
                       BadInput{"run --no-such-flag", "--no-such-flag"},
-                      BadInput{"run -q --method snapkv --budget 64", "not implemented yet"},
-                      BadInput{"run -q --method streaming", "--budget"},
+                      BadInput{"run -q --method triattention --budget 64", "--stats"},
+                      BadInput{"run -q --method triattention --budget 64 --stats /nonexistent.pt", "/nonexistent.pt"},
+                      BadInput{"run -q --method triattention --budget 64 --stats self --tri-window 64", "--tri-window"},
+                      BadInput{"run -q --method triattention --budget 16 --stats self", "pins the prompt"},
+                      BadInput{"run -q --tri-mode sideways", "--tri-mode"},
+                      BadInput{"run -q --tri-aggregation median", "--tri-aggregation"},
+                      BadInput{"run -q --method snapkv --budget 8", "--budget 8"},
+                      BadInput{"run -q --method rkv --budget 0", "positive token budget"},
                       BadInput{"run -q --method fancy --budget 64", "unknown method"},
                       BadInput{"run -q --method streaming --budget 2", "--budget 2"},
                       BadInput{"run -q --method streaming --budget 64,x", "--budget"},
-                      BadInput{"calibrate", "calibrate is not implemented yet"}));
+                      BadInput{"calibrate", "--model"}));
 
 TEST(CliRun, WorkloadErrorsNameTheFileAndLine) {
   TempDir dir;
@@ -198,19 +214,14 @@ TEST(CliInfo, PrintsHostFactsAndJson) {
   EXPECT_NE(v.output.find("kvbench 0."), std::string::npos);
 }
 
-}  // namespace
-}  // namespace kvb::test
-
-namespace kvb::test {
-namespace {
-
 TEST(CliRun, GeneratedAnswersAreGraded) {
   // A byte-level synthetic model never writes \boxed{}: every item is graded, none is correct.
   TempDir dir;
   const auto wl = dir / "q.jsonl";
   std::ofstream(wl) << "{\"id\": \"a\", \"prompt\": \"1+1=\", \"answer\": \"2\"}\n"
                        "{\"id\": \"b\", \"prompt\": \"no answer here\"}\n";
-  CommandResult r = run_kvbench("run -q -n 8 --workload " + wl.string() + " --out " + (dir / "out").string());
+  CommandResult r = run_kvbench("run -q -n 8 --mode generate --method full --workload " + wl.string() + " --out " +
+                                (dir / "out").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto doc = read_result(dir / "out");
   const auto& run = doc["runs"][0];
@@ -218,6 +229,24 @@ TEST(CliRun, GeneratedAnswersAreGraded) {
   EXPECT_EQ(run["measurements"]["accuracy"]["correct"], 0);
   EXPECT_FALSE(run["sequences"][0]["grade"]["correct"].get<bool>());
   EXPECT_FALSE(run["sequences"][1].contains("grade"));
+}
+
+}  // namespace
+}  // namespace kvb::test
+
+namespace kvb::test {
+namespace {
+
+TEST(CliRun, OfficialStatsAreRefusedForAnotherModel) {
+  // Qwen3-8B statistics (36 layers x 32 heads, head_dim 128) against synthetic:tiny: exit 2,
+  // naming the file, before anything is decoded.
+  KVB_REQUIRE_DATA(pt, "calibration/qwen3_8b.for_aime24.pt");
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --method triattention --budget 64 --stats " + pt.string() + " --out " +
+                                (dir / "out").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(error_line(r.output).find(pt.string()), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "result.json"));
 }
 
 }  // namespace

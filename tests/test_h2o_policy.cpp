@@ -45,7 +45,7 @@ TEST(H2oPolicy, ScoresAccumulateAndMoveWithTheirSlots) {
   policy.on_attention(cache, 0, 0, 0, 0, 5, p0, 6);
   policy.on_attention(cache, 0, 0, 1, 0, 5, p0, 6);  // both query heads of the group add up
   EXPECT_FLOAT_EQ(cache.slot_scores(0, 0, 0)[0], 1.0f);
-  EXPECT_EQ(policy.after_forward(cache, 0), 4);
+  EXPECT_EQ(policy.after_forward(cache, 0, SequenceProgress{1, 6, false}), 4);
   ASSERT_EQ(cache.length(0, 0, 0), 2);
   // Kept: the most recent (position 5) and the heaviest of the rest (position 0, score 1.0).
   std::vector<std::pair<int, float>> kept;

@@ -31,12 +31,12 @@ TEST(StreamingPolicy, KeepsSinksAndRecentWindowWithSlack) {
   pc.method = "streaming";
   pc.budget = 10;
   pc.divide_length = 4;
-  auto policy = make_policy(pc);
+  auto policy = make_policy(pc, tiny_cache_config());
   KvCache cache(tiny_cache_config(), 1, policy->capacity(3, 100));
   for (int t = 0; t < 40; ++t) {
     for (int l = 0; l < 2; ++l)
       for (int h = 0; h < 2; ++h) cache.append_slot(l, 0, h, t);
-    const int64_t evicted = policy->after_forward(cache, 0);
+    const int64_t evicted = policy->after_forward(cache, 0, SequenceProgress{1, t + 1, t == 0});
     const int len = cache.length(0, 0, 0);
     ASSERT_LE(len, pc.budget + pc.divide_length - 1) << "t " << t;  // cut back as soon as it reaches 14
     if (t + 1 == 14) {
@@ -55,11 +55,11 @@ TEST(StreamingPolicy, KeepsSinksAndRecentWindowWithSlack) {
 TEST(StreamingPolicy, BudgetsItCannotHonourAreInputErrors) {
   PolicyConfig pc;
   pc.method = "streaming";
-  EXPECT_THROW(make_policy(pc), InputError);  // no budget
+  EXPECT_THROW(check_policy(pc), InputError);  // no budget
   pc.budget = 4;
-  EXPECT_THROW(make_policy(pc), InputError);  // not above the sinks
+  EXPECT_THROW(check_policy(pc), InputError);  // not above the sinks
   pc.method = "nonsense";
-  EXPECT_THROW(make_policy(pc), InputError);
+  EXPECT_THROW(check_policy(pc), InputError);
 }
 
 TEST(StreamingPolicy, ReplayRespectsTheBudgetAndMatchesFullWhenItNeverEvicts) {

@@ -10,10 +10,11 @@
 
 namespace kvb {
 
-class H2oPolicy : public BudgetedPolicy, public AttentionObserver {
+class H2oPolicy : public SlackPolicy, public AttentionObserver {
  public:
-  using BudgetedPolicy::BudgetedPolicy;
+  using SlackPolicy::SlackPolicy;
   AttentionObserver* observer() override { return this; }
+  bool wants_probabilities() const override { return true; }
   void on_attention(KvCache& cache, int layer, int seq, int head, int kv_head, int pos, const float* probs,
                     int len) override;
 

@@ -8,9 +8,9 @@
 
 namespace kvb {
 
-class StreamingPolicy : public BudgetedPolicy {
+class StreamingPolicy : public SlackPolicy {
  public:
-  using BudgetedPolicy::BudgetedPolicy;
+  using SlackPolicy::SlackPolicy;
 
  protected:
   void select(const KvCache& cache, int layer, int seq, int kv_head, int len, std::vector<int>& keep) override;

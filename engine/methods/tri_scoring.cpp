@@ -1,0 +1,67 @@
+#include "engine/methods/tri_scoring.hpp"
+
+#include <cmath>
+
+#include "engine/rope.hpp"
+#include "kernels/compression_ops.hpp"
+
+namespace kvb {
+
+TriScorer::TriScorer(const ModelConfig& config, const TriScoringOptions& options)
+    : head_dim_(config.head_dim),
+      interleaved_(config.rope_pairing == RopePairing::Interleaved),
+      omega_(rope_inv_freq(config)),
+      scale_(rope_attention_scale(config)),
+      options_(options) {
+  for (int64_t d = 1; d <= options.offset_max; d *= 2) offsets_.push_back(d);
+  const size_t pairs = omega_.size();
+  mean_re_.assign(pairs, 0.0);
+  mean_im_.assign(pairs, 0.0);
+  for (size_t f = 0; f < pairs; ++f) {
+    for (int64_t d : offsets_) {
+      mean_re_[f] += std::cos(double(d) * omega_[f]);
+      mean_im_[f] += std::sin(double(d) * omega_[f]);
+    }
+    mean_re_[f] /= double(offsets_.size());
+    mean_im_[f] /= double(offsets_.size());
+  }
+}
+
+void TriScorer::score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const {
+  const int pairs = head_dim_ / 2;
+  // A post-RoPE key pair is s * kappa_f * e^{i p omega_f}, so the HF path's logit of a query at
+  // the centre qbar placed at t + delta, weighted by s^2, is Re(s qbar e^{i (t+delta) omega} conj(key)):
+  // the key's position drops out. The norm term s^2 c_f |kappa_f| is s c_f |key pair|.
+  auto put = [&](float* u, int f, double re, double im) {
+    u[interleaved_ ? 2 * f : f] = static_cast<float>(re);
+    u[interleaved_ ? 2 * f + 1 : f + pairs] = static_cast<float>(im);
+  };
+  int n_u = 0;
+  if (!options_.disable_trig) {
+    n_u = options_.aggregation == TriAggregation::Mean ? 1 : static_cast<int>(offsets_.size());
+    u_.assign(size_t(n_u) * head_dim_, 0.0f);
+    for (int f = 0; f < pairs; ++f) {
+      const double qr = scale_ * head.q_mean_real[f], qi = scale_ * head.q_mean_imag[f];
+      // Angles in double: (t + delta) * omega reaches 1e5 rad.
+      const double c = std::cos(double(t) * omega_[f]), s = std::sin(double(t) * omega_[f]);
+      const double ar = qr * c - qi * s, ai = qr * s + qi * c;  // s qbar e^{i t omega}
+      if (options_.aggregation == TriAggregation::Mean) {
+        put(u_.data(), f, ar * mean_re_[f] - ai * mean_im_[f], ar * mean_im_[f] + ai * mean_re_[f]);
+      } else {
+        for (int q = 0; q < n_u; ++q) {
+          const double dc = std::cos(double(offsets_[q]) * omega_[f]), ds = std::sin(double(offsets_[q]) * omega_[f]);
+          put(u_.data() + size_t(q) * head_dim_, f, ar * dc - ai * ds, ar * ds + ai * dc);
+        }
+      }
+    }
+  }
+  e_.resize(pairs);
+  for (int f = 0; f < pairs; ++f) {
+    const double centre = std::hypot(double(head.q_mean_real[f]), double(head.q_mean_imag[f]));
+    const double c = options_.disable_mlr ? head.q_abs_mean[f] : head.q_abs_mean[f] - centre;
+    e_[f] = static_cast<float>(scale_ * c);
+  }
+  cpu::tri_scores(out, keys, n, head_dim_, interleaved_, u_.data(), n_u, e_.data());
+}
+
+}  // namespace kvb

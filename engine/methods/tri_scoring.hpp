@@ -1,0 +1,46 @@
+#pragma once
+// TriAttention's key score for one query head (shared/spec/triattention.md section 2): how much
+// attention a query at the head's calibrated centre, placed at the geometric offsets ahead of the
+// current position, would pay each cached key, plus the norm term for the query mass the centre
+// does not explain. Computed on post-RoPE keys without inverting RoPE (spec 2.2): mean
+// aggregation is one dot product with an "effective query" per head and event, max aggregation
+// one per offset.
+#include <cstdint>
+#include <vector>
+
+#include "engine/methods/query_stats.hpp"
+#include "engine/model_config.hpp"
+
+namespace kvb {
+
+enum class TriAggregation { Mean, Max };
+
+struct TriScoringOptions {
+  TriAggregation aggregation = TriAggregation::Mean;
+  int64_t offset_max = 65536;  // offsets 1, 2, 4, ... up to this
+  bool disable_mlr = false;    // norm term uses mean |q| undiscounted by the concentration R
+  bool disable_trig = false;   // score is the norm term alone
+};
+
+class TriScorer {
+ public:
+  TriScorer(const ModelConfig& config, const TriScoringOptions& options);
+
+  // out[j] for the n post-RoPE keys ([n][head_dim], the cache's lanes) of the query head whose
+  // statistics are `head`, when t tokens have been processed (the next query's position).
+  void score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const;
+
+  const std::vector<int64_t>& offsets() const { return offsets_; }
+
+ private:
+  int head_dim_;
+  bool interleaved_;
+  std::vector<double> omega_;   // effective RoPE angular frequencies [F]
+  double scale_;                // RoPE attention scale s
+  TriScoringOptions options_;
+  std::vector<int64_t> offsets_;
+  std::vector<double> mean_re_, mean_im_;  // M_f = mean over offsets of e^{i delta omega_f}
+  mutable std::vector<float> u_, e_;       // per-call effective queries and norm coefficients
+};
+
+}  // namespace kvb

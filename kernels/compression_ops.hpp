@@ -1,0 +1,53 @@
+#pragma once
+// The numeric kernels of the KV-compression methods (shared/spec/triattention.md sections 2 and 4),
+// one interface for the CPU reference (kernels/cpu/compression_cpu.cpp) and the CUDA port. They
+// see keys as rows of head_dim floats and know nothing of models, caches or policies.
+#include <cstdint>
+#include <vector>
+
+namespace kvb::cpu {
+
+// TriAttention's score of n post-RoPE keys ([n][head_dim]) for one query head:
+//   out[j] = max_q dot(u[q], k_j) + sum_f e[f] * |pair_f(k_j)|
+// where u holds n_u effective queries ([n_u][head_dim], already laid out in the keys' lanes) and
+// pair_f is the complex pair of frequency f: lanes (f, f + head_dim/2) when !interleaved, else
+// (2f, 2f+1). Mean aggregation passes one effective query (spec 2.2), max aggregation one per
+// offset, disable_trig none (the score is the norm term alone).
+void tri_scores(float* out, const float* keys, int n, int head_dim, bool interleaved, const float* u, int n_u,
+                const float* e);
+
+// x = (x - mean) / max(population std, 1e-6), over n values.
+void zscore(float* x, int n);
+
+// SnapKV's attention evidence for one KV head: `queries` holds the observation window's W query
+// vectors for each of the group's G query heads ([W][G][head_dim]); for each window query the
+// logits q.k/sqrt(head_dim) against the n keys are reduced by max over the G heads, softmaxed
+// over the n keys, and out[j] is the mean of those distributions over the W queries.
+void window_attention(float* out, const float* queries, int window, int group, const float* keys, int n,
+                      int head_dim);
+
+// out[j] = max(in[j - radius .. j + radius] within [0, n)): 1-D max pooling, stride 1, padded so
+// that out has n values (kernel 2*radius + 1).
+void max_pool(float* out, const float* in, int n, int radius);
+
+// R-KV's redundancy of n keys in chronological order ([n][head_dim]): cosine similarities with the
+// diagonal zeroed; in every row i the similarity to the latest key j with similarity > threshold is
+// zeroed (that near-duplicate is kept); out = softmax over j of the column means.
+void key_redundancy(float* out, const float* keys, int n, int head_dim, float threshold);
+
+// A uniform number in [0, 1) determined by three keys (splitmix64 finaliser): counter-based
+// tie-break noise, the same whatever order or device draws it.
+inline float hashed_uniform(uint64_t a, uint64_t b, uint64_t c) {
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  return static_cast<float>(mix(mix(mix(a) ^ b) ^ c) >> 40) * 0x1.0p-24f;
+}
+
+// The k indices of the largest scores, ties to the lower index, in descending score order.
+void top_k(const float* score, int n, int k, std::vector<int>& out);
+
+}  // namespace kvb::cpu
