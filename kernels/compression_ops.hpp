@@ -12,11 +12,11 @@ namespace kvb::cpu {
 // where u holds n_u effective queries ([n_u][head_dim], already laid out in the keys' lanes) and
 // pair_f is the complex pair of frequency f: lanes (f, f + head_dim/2) when !interleaved, else
 // (2f, 2f+1). Mean aggregation passes one effective query (spec 2.2), max aggregation one per
-// offset, disable_trig none (the score is the norm term alone).
+// offset, disable_trig none (the score is the norm term alone; u may then be null).
 void tri_scores(float* out, const float* keys, int n, int head_dim, bool interleaved, const float* u, int n_u,
                 const float* e);
 
-// x = (x - mean) / max(population std, 1e-6), over n values.
+// x = (x - mean) / max(population std, 1e-6), over n values (none: nothing to do).
 void zscore(float* x, int n);
 
 // SnapKV's attention evidence for one KV head: `queries` holds the observation window's W query
@@ -27,12 +27,13 @@ void window_attention(float* out, const float* queries, int window, int group, c
                       int head_dim);
 
 // out[j] = max(in[j - radius .. j + radius] within [0, n)): 1-D max pooling, stride 1, padded so
-// that out has n values (kernel 2*radius + 1).
+// that out has n values (kernel 2*radius + 1). out and in must not overlap.
 void max_pool(float* out, const float* in, int n, int radius);
 
 // R-KV's redundancy of n keys in chronological order ([n][head_dim]): cosine similarities with the
 // diagonal zeroed; in every row i the similarity to the latest key j with similarity > threshold is
-// zeroed (that near-duplicate is kept); out = softmax over j of the column means.
+// zeroed (that near-duplicate is kept); out = softmax over j of the column means. A zero key has
+// similarity 0 to everything.
 void key_redundancy(float* out, const float* keys, int n, int head_dim, float threshold);
 
 // A uniform number in [0, 1) determined by three keys (splitmix64 finaliser): counter-based
@@ -47,7 +48,8 @@ inline float hashed_uniform(uint64_t a, uint64_t b, uint64_t c) {
   return static_cast<float>(mix(mix(mix(a) ^ b) ^ c) >> 40) * 0x1.0p-24f;
 }
 
-// The k indices of the largest scores, ties to the lower index, in descending score order.
+// Replaces out with the min(k, n) indices of the largest scores, in descending score order, ties
+// to the lower index. Scores must not be NaN.
 void top_k(const float* score, int n, int k, std::vector<int>& out);
 
 }  // namespace kvb::cpu

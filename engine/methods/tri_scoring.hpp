@@ -4,7 +4,8 @@
 // current position, would pay each cached key, plus the norm term for the query mass the centre
 // does not explain. Computed on post-RoPE keys without inverting RoPE (spec 2.2): mean
 // aggregation is one dot product with an "effective query" per head and event, max aggregation
-// one per offset.
+// one per offset. The result equals the HF formula exactly, 1/s factor included (the vLLM kernel
+// drops it; harmless after z-scoring, but kvbench keeps the reference's scale).
 #include <cstdint>
 #include <vector>
 
