@@ -9,6 +9,7 @@
 #include "kernels/gpu_info.hpp"
 #include "kernels/ops.hpp"
 #ifdef KVBENCH_HAVE_CUDA
+#include "kernels/cuda/device_buffer.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 #endif
 
@@ -40,20 +41,11 @@ TEST_F(CudaOps, RmsnormMatchesCpu) {
     std::vector<float> expected(x.size());
     cpu::rmsnorm(expected.data(), x.data(), w.data(), rows, n, 1e-5f);
 
-    float* dx = cuda::device_alloc(x.size(), "x");
-    float* dw = cuda::device_alloc(w.size(), "w");
-    float* dy = cuda::device_alloc(x.size(), "y");
-    std::vector<float> poison(x.size(), std::nanf(""));
-    cuda::copy_to_device(dy, poison.data(), poison.size());
-    cuda::copy_to_device(dx, x.data(), x.size());
-    cuda::copy_to_device(dw, w.data(), w.size());
-    cuda::rmsnorm(dy, dx, dw, rows, n, 1e-5f);
+    cuda::DeviceBuffer<float> dx(x), dw(w), dy(x.size(), "y");
+    dy.fill(0xff);  // NaN: an element the kernel does not write fails below
+    cuda::rmsnorm(dy.get(), dx.get(), dw.get(), rows, n, 1e-5f);
     cuda::synchronize("rmsnorm test");
-    std::vector<float> got(x.size());
-    cuda::copy_to_host(got.data(), dy, got.size());
-    cuda::device_free(dx);
-    cuda::device_free(dw);
-    cuda::device_free(dy);
+    const std::vector<float> got = dy.download();
     for (size_t i = 0; i < got.size(); ++i) {
       ASSERT_FALSE(std::isnan(got[i])) << "unwritten or NaN at " << i << " (rows " << rows << ", n " << n << ")";
       ASSERT_NEAR(got[i], expected[i], 1e-5f * std::max(1.0f, std::fabs(expected[i])))

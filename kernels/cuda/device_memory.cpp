@@ -10,27 +10,31 @@ void check(int err, const char* what) {
   if (err != cudaSuccess) fail_runtime("CUDA {}: {}", what, cudaGetErrorString(static_cast<cudaError_t>(err)));
 }
 
-float* device_alloc(size_t count, const char* what) {
+void* device_alloc_bytes(size_t bytes, const char* what) {
   void* p = nullptr;
-  cudaError_t err = cudaMalloc(&p, count * sizeof(float));
+  cudaError_t err = cudaMalloc(&p, bytes);
   if (err != cudaSuccess) {
     size_t free_bytes = 0, total = 0;
     cudaMemGetInfo(&free_bytes, &total);
-    fail_runtime("CUDA out of memory allocating {} ({} bytes; {} of {} bytes free): {}", what, count * sizeof(float),
-                 free_bytes, total, cudaGetErrorString(err));
+    fail_runtime("CUDA out of memory allocating {} ({} bytes; {} of {} bytes free): {}", what, bytes, free_bytes, total,
+                 cudaGetErrorString(err));
   }
-  return static_cast<float*>(p);
+  return p;
 }
 
-void device_free(float* p) { cudaFree(p); }
-
-void copy_to_device(float* dst, const float* src, size_t count) {
-  check(cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice), "copy to device");
+void device_free(void* p) {
+  if (p) cudaFree(p);
 }
 
-void copy_to_host(float* dst, const float* src, size_t count) {
-  check(cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost), "copy to host");
+void copy_to_device_bytes(void* dst, const void* src, size_t bytes) {
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to device");
 }
+
+void copy_to_host_bytes(void* dst, const void* src, size_t bytes) {
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copy to host");
+}
+
+void fill_bytes(void* dst, int value, size_t bytes) { check(cudaMemset(dst, value, bytes), "memset"); }
 
 void synchronize(const char* what) {
   check(cudaGetLastError(), what);

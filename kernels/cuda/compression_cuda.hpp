@@ -1,0 +1,42 @@
+#pragma once
+// CUDA versions of the compression kernels (kernels/compression_ops.hpp) for one (layer, KV head)
+// at a time, on bf16 keys, plus the device-side top-k and compaction a compression event needs.
+// Device pointers, default stream, asynchronous; same results as the CPU kernels on the same
+// (bf16-rounded) inputs, up to fp32 summation order.
+#include <cstdint>
+
+#include "kernels/bf16.hpp"
+
+namespace kvb::cuda {
+
+// cpu::tri_scores with bf16 keys [n][head_dim]; u [n_u][head_dim] and e [head_dim/2] fp32.
+void tri_scores(float* out, const bf16* keys, int n, int head_dim, bool interleaved, const float* u, int n_u,
+                const float* e);
+
+// cpu::zscore (population std clamped at 1e-6), in place over n values.
+void zscore(float* x, int n);
+
+// cpu::window_attention with bf16 keys; queries [window][group][head_dim] fp32.
+void window_attention(float* out, const float* queries, int window, int group, const bf16* keys, int n, int head_dim);
+
+// cpu::max_pool.
+void max_pool(float* out, const float* in, int n, int radius);
+
+// cpu::key_redundancy with bf16 keys in chronological order.
+void key_redundancy(float* out, const bf16* keys, int n, int head_dim, float threshold);
+
+// out[i] = rows[index[i]] for i < n: gathers bf16 rows of head_dim (e.g. keys in position order).
+void gather_rows(bf16* out, const bf16* rows, const int32_t* index, int n, int head_dim);
+
+// cpu::top_k into device memory: out[0..min(k,n)) = indices of the largest scores, descending,
+// ties to the lower index. n up to 16384.
+void top_k(int32_t* out, const float* score, int n, int k);
+
+// KvCache::compact on the device for one (layer, sequence, KV head): keeps exactly the `k` slots
+// listed in `keep` (distinct, below the current length `len`), kept slots below k stay, kept slots
+// at or above k fill the holes below k in ascending order (both sides ascending), keys, values and
+// positions move together; *length becomes k.
+void compact(bf16* keys, bf16* values, int32_t* positions, int32_t* length, const int32_t* keep, int k, int len,
+             int head_dim);
+
+}  // namespace kvb::cuda
