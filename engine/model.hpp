@@ -38,6 +38,7 @@ struct LoadOptions {
   bool hash_files = true;      // sha256 of every model file for the result's identity
   int64_t kv_slots = 0;        // KV-cache slots per (layer, kv-head) the run will hold, all sequences together
   uint64_t available_bytes = 0;  // 0 = read MemAvailable from /proc/meminfo
+  bool config_only = false;      // validate the file and read its config; no weights, no tokenizer
 };
 
 // Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
@@ -54,6 +55,9 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options);
 // The config of a synthetic preset ("tiny", "qwen3-8b", ...) without generating weights;
 // InputError for an unknown preset.
 ModelConfig synthetic_preset_config(const std::string& preset);
+
+// What a loader returns with options.config_only: the config and the model's identity.
+Model config_only_model(const ModelConfig& config, const std::string& source, const std::string& format);
 
 // Refuses (InputError naming `source`) when fp32 weights for `config` plus the fp32 KV cache of
 // options.kv_slots exceed the available memory. Every loader calls it after reading the config and before

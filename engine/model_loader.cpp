@@ -28,6 +28,16 @@ void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, c
   }
 }
 
+Model config_only_model(const ModelConfig& config, const std::string& source, const std::string& format) {
+  Model m;
+  m.config = config;
+  m.info.source = source;
+  m.info.format = format;
+  m.info.name = source;
+  m.info.synthetic = format == "synthetic";
+  return m;
+}
+
 std::string file_sha256(const std::string& path) {
   MappedFile file(path);
   Sha256 h;

@@ -19,9 +19,7 @@ std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
-namespace {
-
-std::string markdown(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+std::string markdown_table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(head.size());
   for (size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
   for (const auto& r : rows)
@@ -37,8 +35,6 @@ std::string markdown(const std::vector<std::string>& head, const std::vector<std
   for (const auto& r : rows) out += line(r);
   return out;
 }
-
-}  // namespace
 
 std::string render_summary_table(const json& doc) {
   const json& model = doc["model"];
@@ -95,7 +91,7 @@ std::string render_summary_table(const json& doc) {
     }
     rows.push_back(std::move(r));
   }
-  return out + markdown(head, rows);
+  return out + markdown_table(head, rows);
 }
 
 }  // namespace kvb

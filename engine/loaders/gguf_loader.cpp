@@ -633,6 +633,7 @@ Model load_gguf(const std::string& path, const LoadOptions& options) {
   if (!tokens) fail_input("{}: no embedded tokenizer (tokenizer.ggml.tokens is missing)", path);
   const ModelConfig config =
       read_config(g, to_int(g, "tokenizer.ggml.tokens count", static_cast<int64_t>(tokens->size())));
+  if (options.config_only) return config_only_model(config, path, "gguf");
   ensure_memory_fits(config, options, path);
 
   auto lookup = [&](Role role, int layer) -> std::optional<RawTensor> {

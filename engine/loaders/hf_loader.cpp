@@ -395,6 +395,7 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
     fail_input("{}: no config.json; not a Hugging Face model folder", dir_arg);
   const HfConfig hf = read_config(config_path);
   const ModelConfig& c = hf.config;
+  if (options.config_only) return config_only_model(c, dir_arg, "hf");
   ensure_memory_fits(c, options, dir_arg);
 
   const WeightFiles weights(dir);

@@ -71,6 +71,7 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
     fail_input("{}: file is {} bytes, but its header (dim {}, layers {}, vocab {}) implies {}; truncated or "
                "not a llama2.c checkpoint",
                path, file.size(), c.dim, c.n_layers, c.vocab_size, expected);
+  if (options.config_only) return config_only_model(c, path, "llama2c");
   ensure_memory_fits(c, options, path);
 
   enum Block { kEmb, kRmsAtt, kWq, kWk, kWv, kWo, kRmsFfn, kW1, kW2, kW3, kRmsFinal };

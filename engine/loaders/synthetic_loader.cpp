@@ -100,6 +100,7 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
   }
   ModelConfig c = synthetic_preset_config(preset);
   c.validate(spec);
+  if (options.config_only) return config_only_model(c, spec, "synthetic");
   ensure_memory_fits(c, options, "--model " + spec);
 
   const int64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim, v = c.vocab_size;

@@ -14,14 +14,21 @@ namespace {
 
 class FullPolicy : public KvPolicy {
  public:
-  int capacity(int, int total_tokens) const override { return total_tokens; }
+  int capacity(int prompt_tokens, int total_tokens) const override {
+    return cache_capacity(PolicyConfig{}, prompt_tokens, total_tokens);
+  }
   int64_t after_forward(KvCache&, int, const SequenceProgress&) override { return 0; }
 };
 
 }  // namespace
 
+int cache_capacity(const PolicyConfig& c, int prompt_tokens, int total_tokens) {
+  if (c.method == "full" || c.budget <= 0) return total_tokens;
+  return std::min(total_tokens, std::max(prompt_tokens, c.budget + c.divide_length));
+}
+
 int BudgetedPolicy::capacity(int prompt_tokens, int total_tokens) const {
-  return std::min(total_tokens, std::max(prompt_tokens, config_.budget + config_.divide_length));
+  return cache_capacity(config_, prompt_tokens, total_tokens);
 }
 
 int64_t SlackPolicy::after_forward(KvCache& cache, int seq, const SequenceProgress&) {

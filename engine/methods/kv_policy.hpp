@@ -94,6 +94,11 @@ class SlackPolicy : public BudgetedPolicy {
   std::vector<int> keep_;  // scratch
 };
 
+// Slots per (layer, sequence, kv-head) a sequence needs under `config` (what KvPolicy::capacity
+// returns): full attention holds prompt + new tokens; a budgeted method budget + divide_length, or
+// a longer prompt whole until the compression that follows it.
+int cache_capacity(const PolicyConfig& config, int prompt_tokens, int total_tokens);
+
 // Methods kvbench knows, in the order they are reported.
 const std::vector<std::string>& known_methods();
 
