@@ -49,7 +49,8 @@ int execute(RunFlags& f) {
   RunConfig& c = f.config;
   if (f.mode == "generate") c.mode = RunMode::Generate;
   else if (f.mode == "replay") c.mode = RunMode::Replay;
-  else fail_input("--mode {}: expected generate or replay", f.mode);
+  else if (f.mode == "throughput") c.mode = RunMode::Throughput;
+  else fail_input("--mode {}: expected replay, generate or throughput", f.mode);
   // The default comparison of every method needs TriAttention statistics the user did not name.
   if (!f.method_given && c.stats_path.empty()) c.stats_path = "self";
   if (f.tri_mode == "per-head") c.method_options.tri.selection = TriSelection::PerHead;
@@ -132,9 +133,11 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
                   "builtin:stories (default)");
   cmd->add_option("--mode", f->mode,
                   "replay (every method teacher-forced through the same tokens, compared with full attention) | "
-                  "generate (each method decodes on its own; answers graded)")
+                  "generate (each method decodes on its own; answers graded) | throughput (a batch fed its "
+                  "recorded or a synthetic trace, timed without comparisons)")
       ->capture_default_str();
-  cmd->add_option("--max-new-tokens,-n", c.max_new_tokens, "new tokens per sequence (replay: cap on replayed tokens)")
+  cmd->add_option("--max-new-tokens,-n,--gen-len", c.max_new_tokens,
+                  "new tokens per sequence (replay: cap on replayed tokens; throughput: synthetic trace length)")
       ->capture_default_str();
   cmd->add_option("--temperature", c.sampling.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();

@@ -56,7 +56,7 @@ int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
   const int64_t cont = item.continuation_ids.empty() ? static_cast<int64_t>(item.continuation_text.size()) + 2
                                                      : static_cast<int64_t>(item.continuation_ids.size());
   const int64_t gen = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
-  return c.mode == RunMode::Replay ? std::max(cont, gen) : gen;
+  return c.mode == RunMode::Generate ? gen : std::max(cont, gen);
 }
 
 std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const RunConfig& c) {
@@ -66,10 +66,17 @@ std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, cons
     r.id = item.id;
     r.prompt = !item.prompt_ids.empty() ? item.prompt_ids : m.tokenizer->encode_prompt(item.prompt_text);
     r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
-    if (c.mode == RunMode::Replay) {
+    if (c.mode != RunMode::Generate) {
       r.forced = !item.continuation_ids.empty() ? item.continuation_ids : m.tokenizer->encode(item.continuation_text);
       // --max-new-tokens caps how much of a recorded trace is replayed.
       if (static_cast<int>(r.forced.size()) > r.max_new_tokens) r.forced.resize(r.max_new_tokens);
+    }
+    if (c.mode == RunMode::Throughput && r.forced.empty()) {
+      // No recorded continuation: a seeded synthetic trace of --max-new-tokens ids. Attention cost
+      // depends on lengths, not on which tokens are fed.
+      Rng rng(c.sampling.seed ^ (0x9e3779b97f4a7c15ull * (out.size() + 1)));
+      r.forced.resize(r.max_new_tokens);
+      for (int& t : r.forced) t = static_cast<int>(rng.next() % uint64_t(m.config.vocab_size));
     }
     out.push_back(std::move(r));
   }

@@ -20,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 int steps_of(const DecodeRequest& r, RunMode mode) {
-  return mode == RunMode::Replay ? static_cast<int>(r.forced.size()) : r.max_new_tokens;
+  return mode == RunMode::Generate ? r.max_new_tokens : static_cast<int>(r.forced.size());
 }
 
 // A generation ends at EOS, or at BOS: a model that starts a new document has finished this
@@ -31,7 +31,9 @@ bool is_stop_token(const Model& m, int token) {
 
 }  // namespace
 
-const char* to_string(RunMode m) { return m == RunMode::Replay ? "replay" : "generate"; }
+const char* to_string(RunMode m) {
+  return m == RunMode::Replay ? "replay" : m == RunMode::Throughput ? "throughput" : "generate";
+}
 
 double log_probability(const float* logits, int vocab, int target) {
   float max = logits[0];
@@ -52,13 +54,13 @@ void validate_requests(const Model& model, const std::vector<DecodeRequest>& req
         if (t < 0 || t >= c.vocab_size)
           fail_input("sequence {}: token id {} is outside the model's vocabulary of {}", r.id, t, c.vocab_size);
     const int steps = steps_of(r, mode);
-    if (mode == RunMode::Replay && steps == 0) fail_input("sequence {}: nothing to replay (empty continuation)", r.id);
+    if (mode != RunMode::Generate && steps == 0) fail_input("sequence {}: nothing to replay (empty continuation)", r.id);
     if (mode == RunMode::Generate && steps <= 0) fail_input("sequence {}: --max-new-tokens must be positive", r.id);
     const int64_t total = int64_t(r.prompt.size()) + steps;
     if (total > c.max_seq_len)
       fail_input("sequence {}: prompt of {} tokens + {} {} tokens exceeds the model's context of {}{}", r.id,
-                 r.prompt.size(), steps, mode == RunMode::Replay ? "replayed" : "new", c.max_seq_len,
-                 mode == RunMode::Replay ? "" : " (lower --max-new-tokens)");
+                 r.prompt.size(), steps, mode == RunMode::Generate ? "new" : "replayed", c.max_seq_len,
+                 " (lower --max-new-tokens)");
   }
 }
 
@@ -133,7 +135,14 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       SequenceOutcome& o = out.sequences[first + s];
       o.kv_bytes.push_back(held_bytes[s]);
       if (lockstep) o.retained_mass.push_back(static_cast<float>(retained.take(s)));
-      if (opt.mode == RunMode::Replay) {
+      if (opt.mode == RunMode::Throughput) {
+        next_token[s] = r.forced[o.tokens.size()];
+        o.tokens.push_back(next_token[s]);
+        if (o.tokens.size() == r.forced.size()) {
+          o.stop_reason = "end_of_trace";
+          done[s] = 1;
+        }
+      } else if (opt.mode == RunMode::Replay) {
         const int i = static_cast<int>(o.tokens.size());
         const int target = r.forced[i];
         // Without a lockstep reference the method is full attention itself.
@@ -211,7 +220,10 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       const auto t0 = Clock::now();
       tf.forward(batch, cache, logits.data());
       const double forward_seconds = seconds_since(t0);
-      for (int s : rows) held_bytes[s] = cache.sequence_bytes(s);
+      uint64_t step_bytes = 0;
+      for (int s : rows) step_bytes += held_bytes[s] = cache.sequence_bytes(s);
+      out.stats.step_kv_slots.push_back(double(step_bytes) / cache.bytes_per_slot() / (double(c.n_layers) * c.n_kv_heads) /
+                                        rows.size());
       reference_forward(rows);
       const auto t1 = Clock::now();
       for (size_t i = 0; i < rows.size(); ++i) {

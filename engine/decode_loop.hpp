@@ -13,7 +13,9 @@
 
 namespace kvb {
 
-enum class RunMode { Generate, Replay };
+// Generate: sample; Replay: feed a given continuation and compare with full attention;
+// Throughput: feed a given continuation as fast as possible (no comparison), for tokens/s.
+enum class RunMode { Generate, Replay, Throughput };
 const char* to_string(RunMode m);
 
 struct DecodeRequest {
@@ -45,6 +47,7 @@ struct DecodeStats {
   int64_t decode_tokens = 0;          // tokens fed by decode steps (all sequences)
   double decode_seconds = 0;
   std::vector<double> step_seconds;   // one entry per decode step (a step feeds every active sequence)
+  std::vector<double> step_kv_slots;  // per step: mean KV slots per (layer, kv-head) of the sequences it fed
   uint64_t kv_peak_bytes = 0;
   uint64_t kv_capacity_bytes = 0;     // largest cache allocated
   int64_t compression_events = 0;     // policy calls that evicted slots (one per sequence and call)

@@ -68,6 +68,24 @@ json summary_ms(const std::vector<double>& seconds) {
 
 double rate(double count, double seconds) { return seconds > 0 ? count / seconds : 0.0; }
 
+// Decode step latency against the KV length the step read: steps grouped into up to 8 equal
+// ranges of mean KV slots per (layer, KV head), each with its latency summary.
+json step_latency_by_kv(const DecodeStats& st) {
+  json out = json::array();
+  if (st.step_seconds.empty() || st.step_kv_slots.size() != st.step_seconds.size()) return out;
+  const auto [lo_it, hi_it] = std::minmax_element(st.step_kv_slots.begin(), st.step_kv_slots.end());
+  const double lo = *lo_it, hi = *hi_it, width = std::max(1.0, (hi - lo) / 8.0);
+  std::vector<std::vector<double>> buckets(8);
+  for (size_t i = 0; i < st.step_seconds.size(); ++i)
+    buckets[std::min<size_t>(7, size_t((st.step_kv_slots[i] - lo) / width))].push_back(st.step_seconds[i]);
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    if (buckets[b].empty()) continue;
+    out.push_back({{"kv_slots_from", lo + b * width}, {"kv_slots_to", std::min(hi, lo + (b + 1) * width)},
+                   {"step_latency_ms", summary_ms(buckets[b])}});
+  }
+  return out;
+}
+
 // Agreement with full attention over every replayed step of every sequence.
 json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
   std::vector<double> kl, retained;
@@ -197,6 +215,12 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
                   {"kv_bytes_allocated", st.kv_capacity_bytes},
                   {"kv_bytes_per_sequence_mean", kv_steps > 0 ? double(kv_sum) / kv_steps : 0.0},
                   {"kv_bytes_per_sequence_peak", kv_max}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+  if (mode == RunMode::Throughput) {
+    std::vector<double> ttft;
+    for (const SequenceOutcome& o : run.output.sequences) ttft.push_back(o.prefill_seconds);
+    measurements["throughput"] = {{"time_to_first_token_ms", summary_ms(ttft)},
+                                  {"step_latency_by_kv_length", step_latency_by_kv(st)}};
+  }
   if (graded > 0) measurements["accuracy"] = {{"correct", correct}, {"total", graded}, {"accuracy", double(correct) / graded}};
   const double total_seconds = st.prefill_seconds + st.decode_seconds;
   measurements["compression"] = {{"events", st.compression_events},

@@ -50,6 +50,8 @@ std::string render_summary_table(const json& doc) {
     if (run["method"] == "full") full_peak = run["measurements"]["memory"]["kv_bytes_per_sequence_peak"].get<double>();
   std::vector<std::string> head = {"method", "KV/seq peak", "KV saved", "decode t/s", "step p50 ms", "step p99 ms",
                                    "events", "ms/event"};
+  const bool throughput = doc["settings"]["mode"] == "throughput";
+  if (throughput) head.push_back("TTFT p50 ms");
   if (replay) head.insert(head.end(), {"KL mean", "KL p99", "top-1 vs full", "retained attn", "PPL ratio"});
   bool has_accuracy = false;
   for (const json& run : doc["runs"]) has_accuracy = has_accuracy || run["measurements"].contains("accuracy");
@@ -70,6 +72,8 @@ std::string render_summary_table(const json& doc) {
         std::to_string(m["compression"]["events"].get<int64_t>()),
         m["compression"]["events"].get<int64_t>() > 0 ? fmt::format("{:.3f}", m["compression"]["ms_per_event"].get<double>())
                                                       : "-"};
+    if (throughput)
+      r.push_back(fmt::format("{:.3f}", m["throughput"]["time_to_first_token_ms"]["p50"].get<double>()));
     if (replay) {
       if (m.contains("fidelity") && !m["fidelity"].empty()) {
         const json& f = m["fidelity"];

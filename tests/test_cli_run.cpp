@@ -231,12 +231,6 @@ TEST(CliRun, GeneratedAnswersAreGraded) {
   EXPECT_FALSE(run["sequences"][1].contains("grade"));
 }
 
-}  // namespace
-}  // namespace kvb::test
-
-namespace kvb::test {
-namespace {
-
 TEST(CliRun, OfficialStatsAreRefusedForAnotherModel) {
   // Qwen3-8B statistics (36 layers x 32 heads, head_dim 128) against synthetic:tiny: exit 2,
   // naming the file, before anything is decoded.
@@ -247,6 +241,44 @@ TEST(CliRun, OfficialStatsAreRefusedForAnotherModel) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(error_line(r.output).find(pt.string()), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "result.json"));
+}
+
+}  // namespace
+}  // namespace kvb::test
+
+namespace kvb::test {
+namespace {
+
+TEST(CliRun, ThroughputModeTimesSyntheticTracesWithoutComparisons) {
+  // No recorded continuation: every sequence is fed a seeded synthetic trace of -n tokens, EOS or not.
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --mode throughput --method full,streaming --budget 16 --divide-length 8 -n 40 "
+                                "--batch 3 --out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = read_result(dir.path());
+  EXPECT_EQ(doc["settings"]["mode"], "throughput");
+  for (const auto& run : doc["runs"]) {
+    const auto& m = run["measurements"];
+    EXPECT_FALSE(m.contains("fidelity"));
+    EXPECT_FALSE(m.contains("replay"));
+    ASSERT_TRUE(m.contains("throughput"));
+    EXPECT_EQ(m["throughput"]["time_to_first_token_ms"]["count"], 4);
+    int64_t bucketed = 0;
+    double previous_to = -1;
+    for (const auto& b : m["throughput"]["step_latency_by_kv_length"]) {
+      bucketed += b["step_latency_ms"]["count"].get<int64_t>();
+      EXPECT_GE(b["kv_slots_from"].get<double>(), previous_to);
+      previous_to = b["kv_slots_to"].get<double>();
+    }
+    EXPECT_EQ(bucketed, m["decode"]["steps"].get<int64_t>());
+    for (const auto& s : run["sequences"]) {
+      EXPECT_EQ(s["token_ids"].size(), 40u);
+      EXPECT_EQ(s["stop_reason"], "end_of_trace");
+    }
+  }
+  // The synthetic traces are the same for every method (seeded by --seed and the item).
+  EXPECT_EQ(doc["runs"][0]["sequences"][2]["token_ids"], doc["runs"][1]["sequences"][2]["token_ids"]);
+  EXPECT_GT(doc["runs"][1]["measurements"]["compression"]["events"].get<int>(), 0);
 }
 
 }  // namespace

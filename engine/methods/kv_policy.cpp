@@ -72,7 +72,8 @@ void check_policy(const PolicyConfig& c) {
     if (c.tri.scoring.offset_max < 1) fail_input("--tri-offset-max {}: must be at least 1", c.tri.scoring.offset_max);
     if (!c.stats)
       fail_input("--method triattention needs calibrated query statistics: pass --stats FILE (an official TriAttention "
-                 ".pt file, or one written by `kvbench calibrate --model M --text FILE --out STATS`)");
+                 ".pt file, one written by `kvbench calibrate --model M --text FILE --out STATS`, or self to calibrate on the "
+                 "run's own tokens)");
   }
 }
 
