@@ -36,7 +36,11 @@ TEST(Capacity, KvBytesPerSequenceFollowTheMethodsPeak) {
   EXPECT_EQ(t.slots_per_head, 128);  // budget + divide length
   EXPECT_EQ(t.kv_bytes_per_sequence, 128 * slot * c.n_layers * c.n_kv_heads);
   // A prompt longer than budget + divide length is held whole; a short context never reaches the budget.
-  EXPECT_EQ(plan_capacity(c, tri, 1000, 300, mem).slots_per_head, 300);
+  // TriAttention never compresses at the prefill, so the first decode token joins that prompt.
+  EXPECT_EQ(plan_capacity(c, tri, 1000, 300, mem).slots_per_head, 301);
+  PolicyConfig streaming = tri;
+  streaming.method = "streaming";
+  EXPECT_EQ(plan_capacity(c, streaming, 1000, 300, mem).slots_per_head, 300);
   EXPECT_EQ(plan_capacity(c, tri, 50, 10, mem).slots_per_head, 50);
   // Weights in bf16; the sequences that fit are what is left after weights and shared scratch.
   EXPECT_EQ(t.weight_bytes, uint64_t(c.parameter_count()) * 2);

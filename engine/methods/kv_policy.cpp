@@ -24,7 +24,10 @@ class FullPolicy : public KvPolicy {
 
 int cache_capacity(const PolicyConfig& c, int prompt_tokens, int total_tokens) {
   if (c.method == "full" || c.budget <= 0) return total_tokens;
-  return std::min(total_tokens, std::max(prompt_tokens, c.budget + c.divide_length));
+  // TriAttention never compresses at the prefill: an unpinned prompt longer than the trigger is
+  // still whole when the first decode token joins it.
+  const int held_prompt = c.method == "triattention" ? prompt_tokens + 1 : prompt_tokens;
+  return std::min(total_tokens, std::max(held_prompt, c.budget + c.divide_length));
 }
 
 int BudgetedPolicy::capacity(int prompt_tokens, int total_tokens) const {

@@ -96,7 +96,8 @@ class SlackPolicy : public BudgetedPolicy {
 
 // Slots per (layer, sequence, kv-head) a sequence needs under `config` (what KvPolicy::capacity
 // returns): full attention holds prompt + new tokens; a budgeted method budget + divide_length, or
-// a longer prompt whole until the compression that follows it.
+// a longer prompt whole until the compression that follows it (for TriAttention, which never
+// compresses at the prefill, with the first decode token).
 int cache_capacity(const PolicyConfig& config, int prompt_tokens, int total_tokens);
 
 // Methods kvbench knows, in the order they are reported.
