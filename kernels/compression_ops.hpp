@@ -32,7 +32,8 @@ void max_pool(float* out, const float* in, int n, int radius);
 
 // R-KV's redundancy of n keys in chronological order ([n][head_dim]): cosine similarities with the
 // diagonal zeroed; in every row i the similarity to the latest key j with similarity > threshold is
-// zeroed (that near-duplicate is kept); out = softmax over j of the column means. A zero key has
+// zeroed (that near-duplicate is kept), or to key 0 when there is none (R-KV's default index);
+// out = softmax over j of the column means. A zero key has
 // similarity 0 to everything.
 void key_redundancy(float* out, const float* keys, int n, int head_dim, float threshold);
 

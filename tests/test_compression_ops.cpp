@@ -138,10 +138,10 @@ std::vector<std::vector<double>> cosine_matrix(const std::vector<float>& keys, i
 std::vector<double> key_redundancy_ref(const std::vector<float>& keys, int n, int d, double threshold) {
   auto sim = cosine_matrix(keys, n, d);
   for (int i = 0; i < n; ++i) {
-    int latest = -1;
+    int latest = 0;  // R-KV's index defaults to column 0 when no key is similar
     for (int j = 0; j < n; ++j)
       if (sim[i][j] > threshold) latest = j;
-    if (latest >= 0) sim[i][latest] = 0.0;
+    sim[i][latest] = 0.0;
   }
   std::vector<double> col(n, 0.0);
   for (int j = 0; j < n; ++j) {
@@ -391,11 +391,11 @@ TEST(CompressionOps, KeyRedundancyHandCaseZeroesTheLatestSimilarKey) {
   //   row1 [1, 0, 0, 0.6, -1] -> j=3                                             -> [1, 0, 0, 0, -1]
   //   row2 [0, 0, 0, 0.8, 0]  -> j=3                                             -> [0, 0, 0, 0, 0]
   //   row3 [.6,.6,.8, 0,-.6]  -> j=2                                             -> [.6,.6, 0, 0,-.6]
-  //   row4 [-1,-1, 0,-.6, 0]  -> none > 0.5, unchanged
-  // column sums (0.6, 0.6, 0, -0.6, -2.6), means /5 = (0.12, 0.12, 0, -0.12, -0.52).
+  //   row4 [-1,-1, 0,-.6, 0]  -> none > 0.5: the index defaults to 0 -> [0,-1, 0,-.6, 0]
+  // column sums (1.6, 0.6, 0, -0.6, -2.6), means /5 = (0.32, 0.12, 0, -0.12, -0.52).
   std::vector<float> out(5, std::nanf(""));
   cpu::key_redundancy(out.data(), kRedundancyKeys.data(), 5, 2, 0.5f);
-  static const double means[] = {0.12, 0.12, 0.0, -0.12, -0.52};
+  static const double means[] = {0.32, 0.12, 0.0, -0.12, -0.52};
   const auto expect = softmax_ref(std::vector<double>(std::begin(means), std::end(means)));
   for (int j = 0; j < 5; ++j) EXPECT_NEAR(out[j], expect[j], 1e-6) << j;
   EXPECT_NEAR(sum_of(out), 1.0, 1e-6);
@@ -407,11 +407,11 @@ TEST(CompressionOps, KeyRedundancyUsesTheThresholdArgument) {
   //   row1 [1, 0, 0, .6,-1] -> j=0 -> [0, 0, 0, .6, -1]
   //   row2 [0, 0, 0, .8, 0] -> j=3 -> [0, 0, 0, 0, 0]
   //   row3 [.6,.6,.8,0,-.6] -> j=2 -> [.6,.6, 0, 0, -.6]
-  //   row4 [-1,-1,0,-.6, 0] -> none
-  // column sums (-0.4, -0.4, 0, 0.6, -2.6) / 5.
+  //   row4 [-1,-1,0,-.6, 0] -> none: column 0 -> [0,-1, 0,-.6, 0]
+  // column sums (0.6, -0.4, 0, 0.6, -2.6) / 5.
   std::vector<float> out(5, std::nanf(""));
   cpu::key_redundancy(out.data(), kRedundancyKeys.data(), 5, 2, 0.7f);
-  static const double means[] = {-0.08, -0.08, 0.0, 0.12, -0.52};
+  static const double means[] = {0.12, -0.08, 0.0, 0.12, -0.52};
   const auto expect = softmax_ref(std::vector<double>(std::begin(means), std::end(means)));
   for (int j = 0; j < 5; ++j) EXPECT_NEAR(out[j], expect[j], 1e-6) << j;
 }

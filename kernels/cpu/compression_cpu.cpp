@@ -89,7 +89,7 @@ void key_redundancy(float* out, const float* keys, int n, int head_dim, float th
   std::vector<double> column(n, 0.0), row(n);
   for (int i = 0; i < n; ++i) {
     const float* ki = keys + size_t(i) * head_dim;
-    int latest = -1;
+    int latest = 0;  // as in R-KV: the retained index is 0 when no key is similar
     for (int j = 0; j < n; ++j) {
       if (j == i) {
         row[j] = 0;
@@ -101,7 +101,7 @@ void key_redundancy(float* out, const float* keys, int n, int head_dim, float th
       row[j] = dot * inv_norm[i] * inv_norm[j];
       if (row[j] > threshold) latest = j;
     }
-    if (latest >= 0) row[latest] = 0;
+    row[latest] = 0;
     for (int j = 0; j < n; ++j) column[j] += row[j];
   }
   double max = -std::numeric_limits<double>::infinity();

@@ -22,7 +22,8 @@ void window_attention(float* out, const float* queries, int window, int group, c
 // cpu::max_pool.
 void max_pool(float* out, const float* in, int n, int radius);
 
-// cpu::key_redundancy with bf16 keys in chronological order.
+// cpu::key_redundancy with bf16 keys in chronological order (a row without a near-duplicate zeroes
+// its entry for key 0).
 void key_redundancy(float* out, const bf16* keys, int n, int head_dim, float threshold);
 
 // out[i] = rows[index[i]] for i < n: gathers bf16 rows of head_dim (e.g. keys in position order).
