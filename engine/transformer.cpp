@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 
-#include "kernels/cpu/exp_approx.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 #include "util/errors.hpp"
@@ -28,7 +27,6 @@ Transformer::Transformer(const Model& model, int max_batch_tokens)
 void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCache& cache) {
   const int n_tok = static_cast<int>(batch.size());
   const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const size_t per_thread = static_cast<size_t>(cache.capacity());
   if (scores_.size() < per_thread * cpu::ThreadPool::instance().threads()) scores_.resize(per_thread * cpu::ThreadPool::instance().threads());
   int64_t work = 0;
@@ -44,19 +42,10 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCach
     const int32_t* pos = cache.positions(layer, tok.seq, kvh);
     const int len = cache.length(layer, tok.seq, kvh);
     float* score = scores_.data() + per_thread * cpu::ThreadPool::current_index();
-    // Scores are a [len x hd] by [hd] product; causality is by absolute position, not slot index
-    // (slots may be reordered by eviction).
-    cpu::matmul(score, q, keys, 1, hd, len);
-    float max = -std::numeric_limits<float>::infinity();
-    for (int j = 0; j < len; ++j) {
-      score[j] = pos[j] > tok.pos ? -std::numeric_limits<float>::infinity() : score[j] * scale;
-      max = score[j] > max ? score[j] : max;  // not std::fmax: a libm call without -ffast-math
-    }
-    const float sum = cpu::exp_shifted_sum(score, len, max);  // masked slots become exactly 0
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < len; ++j) score[j] *= inv;
+    float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
+    // Causality is by absolute position, not slot index (slots may be reordered by eviction).
+    cpu::attention_head(out, score, q, keys, values, pos, len, tok.pos, hd);
     if (probs_observed) observer_->on_attention(cache, layer, tok.seq, h, kvh, tok.pos, score, len);
-    cpu::weighted_row_sum(att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd, score, values, len, hd);
   });
 }
 

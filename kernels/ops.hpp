@@ -24,4 +24,13 @@ void softmax(float* x, int n);
 // y[i] += b[i] for each of `rows` rows of n (bias add)
 void add_bias(float* y, const float* b, int rows, int n);
 
+// One query head's attention over the `len` slots of one KV head (keys, values [len][head_dim]):
+//   out[head_dim] = sum_j p_j v_j,  p = softmax_j(q.k_j / sqrt(head_dim)),
+// where slots with pos[j] > qpos (the query's absolute position: causality is by position, slot
+// order carries no meaning) get p_j exactly 0. p is written to probs[len] (scratch for the scores
+// and an output callers may observe). With no visible slot (cannot happen in a forward: a token's
+// own slot is always there) out and probs are all zeros.
+void attention_head(float* out, float* probs, const float* q, const float* keys, const float* values,
+                    const int32_t* pos, int len, int qpos, int head_dim);
+
 }  // namespace kvb::cpu

@@ -3,6 +3,7 @@
 // Threads are used only where a call has enough work to pay for waking them.
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
 #include "kernels/cpu/exp_approx.hpp"
 #include "kernels/cpu/parallel.hpp"
@@ -120,6 +121,27 @@ void softmax(float* x, int n) {
 void add_bias(float* y, const float* b, int rows, int n) {
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < n; ++i) y[size_t(r) * n + i] += b[i];
+}
+
+void attention_head(float* out, float* probs, const float* q, const float* keys, const float* values,
+                    const int32_t* pos, int len, int qpos, int head_dim) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  // Scores are a [len x hd] by [hd] product.
+  matmul(probs, q, keys, 1, head_dim, len);
+  float max = -std::numeric_limits<float>::infinity();
+  for (int j = 0; j < len; ++j) {
+    probs[j] = pos[j] > qpos ? -std::numeric_limits<float>::infinity() : probs[j] * scale;
+    max = probs[j] > max ? probs[j] : max;  // not std::fmax: a libm call without -ffast-math
+  }
+  if (max == -std::numeric_limits<float>::infinity()) {  // no visible slot (or len == 0)
+    for (int j = 0; j < len; ++j) probs[j] = 0.0f;
+    for (int c = 0; c < head_dim; ++c) out[c] = 0.0f;
+    return;
+  }
+  const float sum = exp_shifted_sum(probs, len, max);  // masked slots become exactly 0
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < len; ++j) probs[j] *= inv;
+  weighted_row_sum(out, probs, values, len, head_dim);
 }
 
 }  // namespace kvb::cpu
