@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# GPU check: build kvbench with CUDA, run every GPU test (plain, then under compute-sanitizer
+# memcheck and racecheck when it is installed), then the benchmarks, writing everything under the
+# output folder (default gpu-check-out/<timestamp>, or $1).
+#
+#   scripts/gpu-check.sh [OUT_DIR]
+#
+# Environment: BUILD_DIR (default build-gpu), CMAKE_PREFIX_PATH (where fmt/CLI11/nlohmann-json/gtest
+# were unpacked on a host without apt; see docs/build-notes in ../shared), JOBS (default: nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-gpu-check-out/$(date -u +%Y%m%d-%H%M%S)}"
+build="${BUILD_DIR:-build-gpu}"
+jobs="${JOBS:-$(nproc)}"
+mkdir -p "$out"
+log() { echo "gpu-check: $*" | tee -a "$out/summary.txt"; }
+
+log "building in $build ($jobs jobs)"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVBENCH_CUDA=ON ${CMAKE_PREFIX_PATH:+-DCMAKE_PREFIX_PATH="$CMAKE_PREFIX_PATH"} \
+  >"$out/configure.log" 2>&1
+cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1 || { log "build failed: $out/build.log"; exit 1; }
+
+"$build/kvbench" info >"$out/info.txt" && cat "$out/info.txt"
+"$build/kvbench" info --json >"$out/info.json"
+
+# The GPU tests: every suite whose name starts with Cuda (they skip without a GPU, so check one answered).
+tests="$build/tests/kvbench_tests"
+filter='Cuda*'
+status=0
+"$tests" --gtest_filter="$filter" --gtest_output="json:$out/gpu-tests.json" >"$out/gpu-tests.log" 2>&1 || status=1
+log "GPU tests: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/gpu-tests.log" | tr '\n' ' ')"
+if grep -q '^\[  SKIPPED' "$out/gpu-tests.log" && ! grep -q '^\[  PASSED' "$out/gpu-tests.log"; then
+  log "every GPU test skipped: no GPU answered"
+fi
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$tests" --gtest_filter="$filter" >"$out/sanitizer-$tool.log" 2>&1 \
+      && log "compute-sanitizer $tool: clean" || { log "compute-sanitizer $tool: errors (see $out/sanitizer-$tool.log)"; status=1; }
+  done
+else
+  log "compute-sanitizer not found: memcheck and racecheck not run"
+fi
+
+# The whole suite, CPU tests included.
+ctest --test-dir "$build" --output-on-failure >"$out/ctest.log" 2>&1 || status=1
+log "ctest: $(grep -E 'tests passed' "$out/ctest.log" || echo 'see ctest.log')"
+
+# Benchmarks. Capacity of this GPU for the paper's model shape and budgets:
+"$build/kvbench" capacity -m synthetic:qwen3-8b --context 32768 --method full,triattention --budget 512,1024,2048,3072,4096 \
+  >"$out/capacity.md" 2>&1 && cat "$out/capacity.md" || { log "capacity: $(tail -n 1 "$out/capacity.md")"; status=1; }
+# Decode on the GPU (the CUDA decode path of `run` is not wired in yet: this records its answer).
+if "$build/kvbench" run -q --device cuda -m synthetic:qwen3-0.6b --mode throughput -n 256 --batch 8 --method full \
+     --out "$out/run-cuda" >"$out/run-cuda.log" 2>&1; then
+  cat "$out/run-cuda.log"
+else
+  log "kvbench run --device cuda: $(tail -n 1 "$out/run-cuda.log")"
+fi
+log "done: $out (exit $status)"
+exit "$status"
