@@ -17,6 +17,7 @@
 #include "engine/model_config.hpp"
 #include "kernels/bf16.hpp"
 #include "kernels/gpu_info.hpp"
+#include "test_support.hpp"
 #include "kernels/ops.hpp"
 #include "util/errors.hpp"
 #ifdef KVBENCH_HAVE_CUDA
@@ -29,13 +30,7 @@ namespace {
 
 #ifdef KVBENCH_HAVE_CUDA
 
-class CudaAttention : public ::testing::Test {
- protected:
-  void SetUp() override {
-    GpuQuery q = query_gpus();
-    if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
-  }
-};
+class CudaAttention : public ::kvb::test::GpuTest {};
 
 float uniform(std::mt19937& rng, float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 

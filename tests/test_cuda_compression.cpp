@@ -17,6 +17,7 @@
 #include "kernels/bf16.hpp"
 #include "kernels/compression_ops.hpp"
 #include "kernels/gpu_info.hpp"
+#include "test_support.hpp"
 #ifdef KVBENCH_HAVE_CUDA
 #include "engine/kv_cache.hpp"
 #include "kernels/cuda/compression_cuda.hpp"
@@ -28,13 +29,7 @@ namespace {
 
 #ifdef KVBENCH_HAVE_CUDA
 
-class CudaCompression : public ::testing::Test {
- protected:
-  void SetUp() override {
-    GpuQuery q = query_gpus();
-    if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
-  }
-};
+class CudaCompression : public ::kvb::test::GpuTest {};
 
 const int kSizes[] = {1, 7, 129, 1000, 4097};
 

@@ -19,6 +19,7 @@
 #include "engine/rope.hpp"
 #include "kernels/bf16.hpp"
 #include "kernels/gpu_info.hpp"
+#include "test_support.hpp"
 #include "kernels/ops.hpp"
 #ifdef KVBENCH_HAVE_CUDA
 #include "kernels/cuda/device_buffer.hpp"
@@ -30,12 +31,12 @@ namespace {
 
 #ifdef KVBENCH_HAVE_CUDA
 
-class CudaElementwise : public ::testing::Test {
+class CudaElementwise : public ::kvb::test::GpuTest {
  protected:
   void SetUp() override {
-    GpuQuery q = query_gpus();
-    if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
-    gpu_memory_ = q.gpus.front().memory_bytes;
+    GpuTest::SetUp();
+    if (IsSkipped()) return;
+    gpu_memory_ = query_gpus().gpus.front().memory_bytes;
   }
   uint64_t gpu_memory_ = 0;
 };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/gpu_info.hpp"
+#include "test_support.hpp"
 #include "kernels/ops.hpp"
 #ifdef KVBENCH_HAVE_CUDA
 #include "kernels/cuda/device_buffer.hpp"
@@ -18,13 +19,7 @@ namespace {
 
 #ifdef KVBENCH_HAVE_CUDA
 
-class CudaOps : public ::testing::Test {
- protected:
-  void SetUp() override {
-    GpuQuery q = query_gpus();
-    if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
-  }
-};
+class CudaOps : public ::kvb::test::GpuTest {};
 
 std::vector<float> random_vector(size_t n, std::mt19937& rng, float lo = -2.0f, float hi = 2.0f) {
   std::uniform_real_distribution<float> d(lo, hi);

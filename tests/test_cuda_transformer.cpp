@@ -94,13 +94,7 @@ void expect_same_logits(Model& model) {
     }
 }
 
-class CudaTransformerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const GpuQuery q = query_gpus();
-    if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
-  }
-};
+class CudaTransformerTest : public ::kvb::test::GpuTest {};
 
 TEST_F(CudaTransformerTest, SyntheticTinyMatchesCpu) {
   Model m = load_model("synthetic:tiny,seed=5");

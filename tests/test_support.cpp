@@ -1,5 +1,7 @@
 #include "tests/test_support.hpp"
 
+#include "kernels/gpu_info.hpp"
+
 #include <sys/wait.h>
 
 #include <zlib.h>
@@ -7,6 +9,11 @@
 #include <cstdio>
 
 namespace kvb::test {
+
+void GpuTest::SetUp() {
+  const GpuQuery q = query_gpus();
+  if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
+}
 
 std::string deflate_bytes(const std::string& data, int window_bits) {
   z_stream zs{};

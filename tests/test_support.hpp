@@ -10,6 +10,12 @@
 
 namespace kvb::test {
 
+// A fixture for tests that need a GPU: skips with the reason where none answers.
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+};
+
 // ../shared/data beside the project (override with KVBENCH_DATA); nullopt when absent.
 inline std::optional<std::filesystem::path> shared_data_dir() {
   std::filesystem::path dir;

@@ -16,6 +16,20 @@ namespace kvb::cuda::compression_detail {
 // bf16 bit pattern -> fp32 (exact).
 __device__ __forceinline__ float bf16_to_f32(bf16 b) { return __uint_as_float(uint32_t(b) << 16); }
 
+// Fixed-order dot product: four interleaved FMA chains, combined as (s0 + s1) + (s2 + s3).
+__device__ __forceinline__ float dot_f32(const float* a, const float* b, int d) {
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  int i = 0;
+  for (; i + 4 <= d; i += 4) {
+    s0 = fmaf(a[i], b[i], s0);
+    s1 = fmaf(a[i + 1], b[i + 1], s1);
+    s2 = fmaf(a[i + 2], b[i + 2], s2);
+    s3 = fmaf(a[i + 3], b[i + 3], s3);
+  }
+  for (; i < d; ++i) s0 = fmaf(a[i], b[i], s0);
+  return (s0 + s1) + (s2 + s3);
+}
+
 struct SumOp {
   template <class T>
   __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }

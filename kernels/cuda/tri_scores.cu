@@ -27,20 +27,6 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr size_t kSmemTarget = 40 * 1024;  // tile + one chunk of u, below the 48 KiB default
 
-// Fixed-order dot product: four interleaved FMA chains, combined as (s0 + s1) + (s2 + s3).
-__device__ __forceinline__ float dot_f32(const float* a, const float* b, int d) {
-  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-  int i = 0;
-  for (; i + 4 <= d; i += 4) {
-    s0 = fmaf(a[i], b[i], s0);
-    s1 = fmaf(a[i + 1], b[i + 1], s1);
-    s2 = fmaf(a[i + 2], b[i + 2], s2);
-    s3 = fmaf(a[i + 3], b[i + 3], s3);
-  }
-  for (; i < d; ++i) s0 = fmaf(a[i], b[i], s0);
-  return (s0 + s1) + (s2 + s3);
-}
-
 __global__ void __launch_bounds__(kThreads)
     tri_scores_kernel(float* __restrict__ out, const bf16* __restrict__ keys, int n, int d, bool interleaved,
                       const float* __restrict__ u, int n_u, const float* __restrict__ e, int u_chunk) {

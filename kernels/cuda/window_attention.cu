@@ -31,19 +31,6 @@ constexpr int kStatsThreads = 1024;
 constexpr int kCombineThreads = 256;
 constexpr size_t kSmemTarget = 40 * 1024;
 
-__device__ __forceinline__ float dot_f32(const float* a, const float* b, int d) {
-  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-  int i = 0;
-  for (; i + 4 <= d; i += 4) {
-    s0 = fmaf(a[i], b[i], s0);
-    s1 = fmaf(a[i + 1], b[i + 1], s1);
-    s2 = fmaf(a[i + 2], b[i + 2], s2);
-    s3 = fmaf(a[i + 3], b[i + 3], s3);
-  }
-  for (; i < d; ++i) s0 = fmaf(a[i], b[i], s0);
-  return (s0 + s1) + (s2 + s3);
-}
-
 // logits [window][n]; queries [window][group][d] fp32; w_chunk window queries per shared chunk.
 __global__ void __launch_bounds__(kThreads)
     window_logits_kernel(float* __restrict__ logits, const float* __restrict__ queries, int window, int group,
