@@ -243,12 +243,6 @@ TEST(CliRun, OfficialStatsAreRefusedForAnotherModel) {
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "result.json"));
 }
 
-}  // namespace
-}  // namespace kvb::test
-
-namespace kvb::test {
-namespace {
-
 TEST(CliRun, ThroughputModeTimesSyntheticTracesWithoutComparisons) {
   // No recorded continuation: every sequence is fed a seeded synthetic trace of -n tokens, EOS or not.
   TempDir dir;
@@ -279,6 +273,45 @@ TEST(CliRun, ThroughputModeTimesSyntheticTracesWithoutComparisons) {
   // The synthetic traces are the same for every method (seeded by --seed and the item).
   EXPECT_EQ(doc["runs"][0]["sequences"][2]["token_ids"], doc["runs"][1]["sequences"][2]["token_ids"]);
   EXPECT_GT(doc["runs"][1]["measurements"]["compression"]["events"].get<int>(), 0);
+}
+
+}  // namespace
+}  // namespace kvb::test
+
+namespace kvb::test {
+namespace {
+
+TEST(CliRun, TriAttentionOptionsReachTheMethodAndTheResult) {
+  // Every selection mode and the ablations run end to end and are recorded with the run.
+  TempDir dir;
+  const std::string stats = (dir / "stats.safetensors").string();
+  ASSERT_EQ(run_kvbench("calibrate -q -m synthetic:tiny -w builtin:stories --out " + stats).exit_code, 0);
+  for (const char* options : {"--tri-mode global --tri-aggregation max --tri-offset-max 1024",
+                              "--tri-mode per-layer-head --tri-disable-mlr --tri-window 8 --tri-seed 3",
+                              "--tri-disable-trig --tri-protect-prompt false"}) {
+    const auto out = dir / "out";
+    CommandResult r = run_kvbench(std::string("run -q --method triattention --budget 48 --divide-length 16 -n 80 --stats ") +
+                                  stats + " " + options + " --out " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << options << "\n" << r.output;
+    const auto doc = read_result(out);
+    const auto& p = doc["runs"][0]["parameters"];
+    EXPECT_EQ(p["stats"]["format"], "kvbench-safetensors") << options;
+    EXPECT_GT(doc["runs"][0]["measurements"]["compression"]["events"].get<int>(), 0) << options;
+    const std::string o = options;
+    if (o.find("global") != std::string::npos) {
+      EXPECT_EQ(p["selection"], "global");
+      EXPECT_EQ(p["aggregation"], "max");
+      EXPECT_EQ(p["offset_max"], 1024);
+    } else if (o.find("per-layer-head") != std::string::npos) {
+      EXPECT_EQ(p["selection"], "per-layer-head");
+      EXPECT_TRUE(p["disable_mlr"].get<bool>());
+      EXPECT_EQ(p["window"], 8);
+      EXPECT_EQ(p["seed"], 3);
+    } else {
+      EXPECT_TRUE(p["disable_trig"].get<bool>());
+      EXPECT_FALSE(p["protect_prompt"].get<bool>());
+    }
+  }
 }
 
 }  // namespace
