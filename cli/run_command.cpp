@@ -76,7 +76,8 @@ int execute(RunFlags& f) {
   write_json_atomic(result_path, r.document);
   write_file_atomic(out_dir / "steps.csv", r.steps_csv);
 
-  if (!c.prompt.empty() && !r.document["runs"].empty()) {
+  // A single prompt's text is worth printing; throughput mode's synthetic trace is not.
+  if (!c.prompt.empty() && c.mode != RunMode::Throughput && !r.document["runs"].empty()) {
     for (const auto& s : r.document["runs"][0]["sequences"])
       std::printf("%s%s\n\n", c.prompt.c_str(), s["text"].get<std::string>().c_str());
   }

@@ -1,18 +1,26 @@
-// CPU reference of the compression kernels (kernels/compression_ops.hpp). Straightforward loops in
-// fp32 with double accumulation where sums run over a whole cache; these are called once per
-// compression event, not per token.
+// CPU reference of the compression kernels (kernels/compression_ops.hpp). Dot products go through
+// the vectorised cpu::matmul (fp32, 8-lane accumulators); sums over a whole cache accumulate in
+// double. These run once per compression event, not per token.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
 #include "kernels/compression_ops.hpp"
+#include "kernels/ops.hpp"
 
 namespace kvb::cpu {
 
 void tri_scores(float* out, const float* keys, int n, int head_dim, bool interleaved, const float* u, int n_u,
                 const float* e) {
   const int pairs = head_dim / 2;
+  // The trig term: the best of the n_u effective queries' dot products with each key.
+  std::vector<float> dots(n);
+  std::fill(out, out + n, n_u > 0 ? -std::numeric_limits<float>::infinity() : 0.0f);
+  for (int q = 0; q < n_u; ++q) {
+    cpu::matmul(dots.data(), u + size_t(q) * head_dim, keys, 1, head_dim, n);
+    for (int j = 0; j < n; ++j) out[j] = std::max(out[j], dots[j]);
+  }
   for (int j = 0; j < n; ++j) {
     const float* k = keys + size_t(j) * head_dim;
     double norm = 0;
@@ -21,14 +29,7 @@ void tri_scores(float* out, const float* keys, int n, int head_dim, bool interle
       const float im = interleaved ? k[2 * f + 1] : k[f + pairs];
       norm += double(e[f]) * std::sqrt(double(re) * re + double(im) * im);
     }
-    double best = n_u > 0 ? -std::numeric_limits<double>::infinity() : 0.0;
-    for (int q = 0; q < n_u; ++q) {
-      const float* uq = u + size_t(q) * head_dim;
-      double dot = 0;
-      for (int i = 0; i < head_dim; ++i) dot += double(uq[i]) * k[i];
-      best = std::max(best, dot);
-    }
-    out[j] = static_cast<float>(best + norm);
+    out[j] = static_cast<float>(out[j] + norm);
   }
 }
 
@@ -49,17 +50,12 @@ void window_attention(float* out, const float* queries, int window, int group, c
   if (n <= 0 || window <= 0) return;
   const double scale = 1.0 / std::sqrt(double(head_dim));
   std::vector<double> logits(n);
+  std::vector<float> dots(n);
   for (int w = 0; w < window; ++w) {
-    for (int j = 0; j < n; ++j) {
-      const float* k = keys + size_t(j) * head_dim;
-      double best = -std::numeric_limits<double>::infinity();
-      for (int g = 0; g < group; ++g) {  // GQA: the group's heads reduced by max before softmax
-        const float* q = queries + (size_t(w) * group + g) * head_dim;
-        double dot = 0;
-        for (int i = 0; i < head_dim; ++i) dot += double(q[i]) * k[i];
-        best = std::max(best, dot * scale);
-      }
-      logits[j] = best;
+    std::fill(logits.begin(), logits.end(), -std::numeric_limits<double>::infinity());
+    for (int g = 0; g < group; ++g) {  // GQA: the group's heads reduced by max before softmax
+      cpu::matmul(dots.data(), queries + (size_t(w) * group + g) * head_dim, keys, 1, head_dim, n);
+      for (int j = 0; j < n; ++j) logits[j] = std::max(logits[j], dots[j] * scale);
     }
     const double max = *std::max_element(logits.begin(), logits.end());
     double sum = 0;
@@ -87,18 +83,12 @@ void key_redundancy(float* out, const float* keys, int n, int head_dim, float th
   // Column sums of the similarity matrix, built row by row: row i contributes its similarities
   // except the diagonal and its latest near-duplicate (which R-KV thereby protects).
   std::vector<double> column(n, 0.0), row(n);
+  std::vector<float> dots(n);
   for (int i = 0; i < n; ++i) {
-    const float* ki = keys + size_t(i) * head_dim;
+    cpu::matmul(dots.data(), keys + size_t(i) * head_dim, keys, 1, head_dim, n);
     int latest = 0;  // as in R-KV: the retained index is 0 when no key is similar
     for (int j = 0; j < n; ++j) {
-      if (j == i) {
-        row[j] = 0;
-        continue;
-      }
-      const float* kj = keys + size_t(j) * head_dim;
-      double dot = 0;
-      for (int d = 0; d < head_dim; ++d) dot += double(ki[d]) * kj[d];
-      row[j] = dot * inv_norm[i] * inv_norm[j];
+      row[j] = j == i ? 0.0 : dots[j] * inv_norm[i] * inv_norm[j];
       if (row[j] > threshold) latest = j;
     }
     row[latest] = 0;
