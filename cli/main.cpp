@@ -17,9 +17,9 @@ int main(int argc, char** argv) {
   kvb::cli::Action info = kvb::cli::add_info_command(app);
   kvb::cli::Action calibrate = kvb::cli::add_calibrate_command(app);
   kvb::cli::Action capacity = kvb::cli::add_capacity_command(app);
+  kvb::cli::Action report = kvb::cli::add_report_command(app);
   kvb::cli::Action planned;
   kvb::cli::add_planned_command(app, "compare", "compare two result files (regression gate)", "issue 5", planned);
-  kvb::cli::add_planned_command(app, "report", "render a result file as md, csv or html", "issue 5", planned);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("info")) return info();
     if (app.got_subcommand("calibrate")) return calibrate();
     if (app.got_subcommand("capacity")) return capacity();
+    if (app.got_subcommand("report")) return report();
     return planned();
   } catch (const kvb::InputError& e) {
     std::fprintf(stderr, "kvbench: %s\n", e.what());

@@ -1,0 +1,71 @@
+#include "reports/report.hpp"
+
+#include <fmt/format.h>
+
+#include "reports/result.hpp"
+#include "reports/table.hpp"
+#include "util/errors.hpp"
+#include "util/json_fields.hpp"
+
+namespace kvb {
+
+using nlohmann::json;
+
+json read_result_file(const std::string& path) {
+  json doc = read_json_file(path);
+  if (!doc.is_object() || !doc.contains("schema_version") || !doc.contains("runs"))
+    fail_input("{}: not a kvbench result (no schema_version or runs)", path);
+  if (doc["schema_version"] != kResultSchemaVersion)
+    fail_input("{}: result schema version {} (this kvbench reads version {})", path, doc["schema_version"].dump(),
+               kResultSchemaVersion);
+  try {
+    render_summary_table(doc);  // every field the renderers read is present and of the right type
+  } catch (const json::exception& e) {
+    fail_input("{}: malformed kvbench result ({})", path, e.what());
+  }
+  return doc;
+}
+
+namespace {
+
+// The value at a path of keys, as CSV text; empty when any key is missing.
+std::string field(const json& j, std::initializer_list<const char*> keys) {
+  const json* at = &j;
+  for (const char* k : keys) {
+    if (!at->is_object() || !at->contains(k)) return "";
+    at = &(*at)[k];
+  }
+  if (at->is_null()) return "";
+  if (at->is_string()) return at->get<std::string>();
+  return at->dump();
+}
+
+std::string quoted(std::string s) {
+  for (size_t at = 0; (at = s.find('"', at)) != std::string::npos; at += 2) s.insert(at, "\"");
+  return "\"" + s + "\"";
+}
+
+}  // namespace
+
+std::string render_csv(const json& doc) {
+  std::string out =
+      "model,mode,device,method,budget,sequences,prefill_tokens_per_s,decode_tokens_per_s,step_p50_ms,step_p99_ms,"
+      "kv_bytes_per_sequence_mean,kv_bytes_per_sequence_peak,compression_events,ms_per_event,kl_mean,kl_p99,"
+      "top1_agreement_with_full,retained_attention_mass,ppl_ratio,accuracy\n";
+  for (const json& run : doc["runs"]) {
+    const json& m = run["measurements"];
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", quoted(field(doc, {"model", "name"})),
+                       field(doc, {"settings", "mode"}), field(doc, {"device", "kind"}), field(run, {"method"}),
+                       field(run, {"budget"}), run["sequences"].size(), field(m, {"prefill", "tokens_per_s"}),
+                       field(m, {"decode", "tokens_per_s"}), field(m, {"decode", "step_latency_ms", "p50"}),
+                       field(m, {"decode", "step_latency_ms", "p99"}), field(m, {"memory", "kv_bytes_per_sequence_mean"}),
+                       field(m, {"memory", "kv_bytes_per_sequence_peak"}), field(m, {"compression", "events"}),
+                       field(m, {"compression", "ms_per_event"}), field(m, {"fidelity", "kl", "mean"}),
+                       field(m, {"fidelity", "kl", "p99"}), field(m, {"fidelity", "top1_agreement_with_full"}),
+                       field(m, {"fidelity", "retained_attention_mass", "mean"}), field(m, {"fidelity", "ppl_ratio"}),
+                       field(m, {"accuracy", "accuracy"}));
+  }
+  return out;
+}
+
+}  // namespace kvb
