@@ -15,8 +15,6 @@ Action add_info_command(CLI::App& app);
 Action add_calibrate_command(CLI::App& app);
 Action add_capacity_command(CLI::App& app);
 Action add_report_command(CLI::App& app);
-// Commands of the design's contract whose capability is not built yet: they say so and exit 2.
-void add_planned_command(CLI::App& app, const std::string& name, const std::string& description,
-                         const std::string& issue, Action& action);
+Action add_compare_command(CLI::App& app);
 
 }  // namespace kvb::cli

@@ -18,8 +18,7 @@ int main(int argc, char** argv) {
   kvb::cli::Action calibrate = kvb::cli::add_calibrate_command(app);
   kvb::cli::Action capacity = kvb::cli::add_capacity_command(app);
   kvb::cli::Action report = kvb::cli::add_report_command(app);
-  kvb::cli::Action planned;
-  kvb::cli::add_planned_command(app, "compare", "compare two result files (regression gate)", "issue 5", planned);
+  kvb::cli::Action compare = kvb::cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -38,7 +37,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("calibrate")) return calibrate();
     if (app.got_subcommand("capacity")) return capacity();
     if (app.got_subcommand("report")) return report();
-    return planned();
+    if (app.got_subcommand("compare")) return compare();
+    return 2;  // unreachable: require_subcommand(1) and every subcommand is handled above
   } catch (const kvb::InputError& e) {
     std::fprintf(stderr, "kvbench: %s\n", e.what());
     return 2;

@@ -1,0 +1,111 @@
+// kvbench compare: verdicts by threshold and direction, matching of runs, exit codes 0/1/2,
+// JUnit and markdown outputs.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "reports/compare.hpp"
+#include "test_support.hpp"
+#include "util/errors.hpp"
+
+namespace kvb::test {
+namespace {
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+void write_json(const std::filesystem::path& p, const nlohmann::json& j) { std::ofstream(p) << j.dump(); }
+
+// One real result (replay of full and streaming@16 on the built-in default), made once and kept
+// for the whole test process.
+const std::filesystem::path& baseline() {
+  static TempDir keep;
+  static const std::filesystem::path path = [] {
+    CommandResult r = run_kvbench("run -q --method full,streaming --budget 16 --divide-length 8 -n 40 --out " +
+                                  (keep / "base").string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return keep / "base" / "result.json";
+  }();
+  return path;
+}
+
+TEST(Compare, VerdictsFollowThresholdAndDirection) {
+  const nlohmann::json base = read_json(baseline());
+  nlohmann::json changed = base;
+  auto& m = changed["runs"][1]["measurements"];
+  m["decode"]["tokens_per_s"] = m["decode"]["tokens_per_s"].get<double>() * 0.90;           // 10% slower: worse
+  m["fidelity"]["kl"]["mean"] = m["fidelity"]["kl"]["mean"].get<double>() - 0.01;            // lower KL: better
+  m["memory"]["kv_bytes_per_sequence_peak"] = m["memory"]["kv_bytes_per_sequence_peak"].get<double>() * 1.005;  // within 1%
+  const Comparison c = compare_results(base, changed, default_metric_rules(), "a", "b");
+  auto verdict = [&](const std::string& run_prefix, const std::string& metric) {
+    for (const MetricVerdict& v : c.verdicts)
+      if (v.run.rfind(run_prefix, 0) == 0 && v.metric == metric) return v.verdict;
+    return std::string("absent");
+  };
+  EXPECT_EQ(verdict("streaming@16", "tokens_per_s"), "worse");
+  EXPECT_EQ(verdict("streaming@16", "kl_mean"), "better");
+  EXPECT_EQ(verdict("streaming@16", "kv_peak_bytes"), "same");
+  EXPECT_EQ(verdict("full", "tokens_per_s"), "same");
+  EXPECT_EQ(verdict("full", "accuracy"), "absent");  // replay has no accuracy
+  EXPECT_TRUE(c.regression());
+  // A looser threshold turns the slowdown into "same".
+  std::vector<MetricRule> loose = default_metric_rules();
+  apply_threshold(loose, "tokens_per_s=-20%");
+  EXPECT_FALSE(compare_results(base, changed, loose, "a", "b").regression());
+}
+
+TEST(Compare, ThresholdSyntaxErrorsNameTheFlag) {
+  std::vector<MetricRule> rules = default_metric_rules();
+  for (const char* bad : {"speed=-5%", "tokens_per_s", "tokens_per_s=fast", "kl_mean=", "kl_mean=1e999"})
+    EXPECT_THROW(apply_threshold(rules, bad), InputError) << bad;
+  apply_threshold(rules, "kl_mean=0.01");
+  EXPECT_DOUBLE_EQ(rules[4].threshold, 0.01);
+  EXPECT_FALSE(rules[4].relative);
+}
+
+TEST(CliCompare, ExitCodesJunitAndMarkdown) {
+  TempDir dir;
+  const auto base = baseline();
+  // Identical files: no regression.
+  CommandResult same = run_kvbench("compare " + base.string() + " " + base.string());
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_NE(same.output.find("no regression"), std::string::npos) << same.output;
+
+  nlohmann::json slower = read_json(base);
+  auto& tps = slower["runs"][0]["measurements"]["decode"]["tokens_per_s"];
+  tps = tps.get<double>() * 0.5;
+  write_json(dir / "slower.json", slower);
+  CommandResult worse = run_kvbench("compare " + base.string() + " " + (dir / "slower.json").string() + " --junit " +
+                                    (dir / "j.xml").string() + " --markdown " + (dir / "s.md").string());
+  EXPECT_EQ(worse.exit_code, 1) << worse.output;
+  EXPECT_NE(worse.output.find("REGRESSION"), std::string::npos) << worse.output;
+  std::stringstream junit, md;
+  junit << std::ifstream(dir / "j.xml").rdbuf();
+  md << std::ifstream(dir / "s.md").rdbuf();
+  EXPECT_NE(junit.str().find("<testsuite name=\"kvbench compare\""), std::string::npos) << junit.str();
+  EXPECT_NE(junit.str().find("failures=\"1\""), std::string::npos) << junit.str();
+  EXPECT_NE(junit.str().find("<failure message=\"tokens_per_s went from"), std::string::npos) << junit.str();
+  EXPECT_EQ(md.str(), worse.output);
+  // The same slowdown with a threshold that tolerates it.
+  EXPECT_EQ(run_kvbench("compare " + base.string() + " " + (dir / "slower.json").string() +
+                        " --threshold tokens_per_s=-60%").exit_code, 0);
+
+  // Nothing comparable, a missing file, a bad threshold: exit 2.
+  nlohmann::json other = read_json(base);
+  for (auto& run : other["runs"]) run["method"] = "h2o";
+  write_json(dir / "other.json", other);
+  for (const std::string& args : {"compare " + base.string() + " " + (dir / "other.json").string(),
+                                  "compare " + base.string() + " /nonexistent.json",
+                                  "compare " + base.string() + " " + base.string() + " --threshold fast=1"}) {
+    CommandResult r = run_kvbench(args);
+    EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace kvb::test
