@@ -144,6 +144,10 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--warmup", c.warmup, "repetitions run first and discarded (default: 1 in throughput mode, else 0)");
+  cmd->add_option("--repeat", c.repeat,
+                  "measured repetitions of each method and budget (default: 5 in throughput mode, else 1); "
+                  "timings report median, mean, stddev, min and max");
   cmd->add_option("--method", c.methods, "comma list of KV methods: full, triattention, snapkv, rkv, streaming, h2o")
       ->delimiter(',')
       ->capture_default_str()

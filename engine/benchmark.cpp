@@ -92,6 +92,12 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
   if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
   if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
+  if (c.warmup < -1) fail_input("--warmup {}: must be >= 0", c.warmup);
+  if (c.repeat == 0 || c.repeat < -1) fail_input("--repeat {}: must be >= 1", c.repeat);
+  // Like llama-bench: timing runs warm up once and repeat five times; fidelity runs are deterministic.
+  const bool timing = c.mode == RunMode::Throughput;
+  const int warmup = c.warmup >= 0 ? c.warmup : (timing ? 1 : 0);
+  const int repeat = c.repeat >= 1 ? c.repeat : (timing ? 5 : 1);
 
   // Every (method, budget) is checked before anything is loaded.
   const bool wants_stats = std::find(c.methods.begin(), c.methods.end(), "triattention") != c.methods.end();
@@ -205,9 +211,17 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     run.budget = p.budget;
     run.divide_length = p.budget > 0 ? p.divide_length : 0;
     run.parameters = policy_parameters(p);
+    run.warmup = warmup;
     opt.policy = p;
     try {
-      run.output = run_decode(model, requests, opt);
+      for (int rep = 0; rep < warmup + repeat; ++rep) {
+        DecodeOutput out = run_decode(model, requests, opt);
+        const bool first_measured = rep == warmup || (out.interrupted && run.repetitions.empty());
+        if (rep >= warmup && !out.interrupted) run.repetitions.push_back(out.stats);
+        if (out.interrupted) run.output.interrupted = true;
+        if (first_measured) run.output = std::move(out);
+        if (run.output.interrupted) break;
+      }
     } catch (const RuntimeFailure& e) {
       result.failure = e.what();
     }

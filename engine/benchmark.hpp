@@ -23,6 +23,8 @@ struct RunConfig {
   int max_new_tokens = 512;
   SamplingParams sampling;
   int batch_size = 1;
+  int warmup = -1;                // repetitions run first and discarded; -1 = 1 in throughput mode, else 0
+  int repeat = -1;                // measured repetitions; -1 = 5 in throughput mode, else 1
   // Every method x every budget is run; by default all of them at two budgets.
   std::vector<std::string> methods = {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"};
   std::vector<int> budgets = {64, 128};

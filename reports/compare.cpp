@@ -18,14 +18,14 @@ std::vector<MetricRule> default_metric_rules() {
   // Throughput and latency move with machine noise: 5%. Memory is deterministic: 1%. Fidelity and
   // accuracy in absolute units: 0.005 nats of KL, one point of agreement, two of accuracy.
   return {
-      {"tokens_per_s", "decode/tokens_per_s", true, 0.05, true},
-      {"prefill_tokens_per_s", "prefill/tokens_per_s", true, 0.05, true},
-      {"step_p50_ms", "decode/step_latency_ms/p50", false, 0.05, true},
-      {"kv_peak_bytes", "memory/kv_bytes_per_sequence_peak", false, 0.01, true},
-      {"kl_mean", "fidelity/kl/mean", false, 0.005, false},
-      {"top1_agreement", "fidelity/top1_agreement_with_full", true, 0.01, false},
-      {"retained_mass", "fidelity/retained_attention_mass/mean", true, 0.01, false},
-      {"accuracy", "accuracy/accuracy", true, 0.02, false},
+      {"tokens_per_s", "decode/tokens_per_s", true, 0.05, true, "decode_tokens_per_s"},
+      {"prefill_tokens_per_s", "prefill/tokens_per_s", true, 0.05, true, "prefill_tokens_per_s"},
+      {"step_p50_ms", "decode/step_latency_ms/p50", false, 0.05, true, "step_p50_ms"},
+      {"kv_peak_bytes", "memory/kv_bytes_per_sequence_peak", false, 0.01, true, ""},
+      {"kl_mean", "fidelity/kl/mean", false, 0.005, false, ""},
+      {"top1_agreement", "fidelity/top1_agreement_with_full", true, 0.01, false, ""},
+      {"retained_mass", "fidelity/retained_attention_mass/mean", true, 0.01, false, ""},
+      {"accuracy", "accuracy/accuracy", true, 0.02, false, ""},
   };
 }
 
@@ -79,6 +79,18 @@ std::string run_label(const json& doc, const json& run) {
   return fmt::format("{} ({}, {})", label, doc["settings"].value("mode", "?"), doc["device"].value("kind", "?"));
 }
 
+// Twice the standard error of the difference of two means (about a 95% interval), from the
+// repetitions both runs recorded; 0 when either has fewer than two.
+double noise_of_difference(const json& base_run, const json& new_run, const std::string& key) {
+  const json* a = at_path(base_run["measurements"], "repetitions/" + key + "/stddev");
+  const json* b = at_path(new_run["measurements"], "repetitions/" + key + "/stddev");
+  const json* na = at_path(base_run["measurements"], "repetitions/count");
+  const json* nb = at_path(new_run["measurements"], "repetitions/count");
+  if (!a || !b || !na || !nb || na->get<double>() < 2 || nb->get<double>() < 2) return 0;
+  const double sa = a->get<double>(), sb = b->get<double>();
+  return 2.0 * std::sqrt(sa * sa / na->get<double>() + sb * sb / nb->get<double>());
+}
+
 std::string format_threshold(const MetricRule& r) {
   const char sign = r.higher_is_better ? '-' : '+';
   return r.relative ? fmt::format("{}{:g}%", sign, r.threshold * 100) : fmt::format("{}{:g}", sign, r.threshold);
@@ -118,6 +130,10 @@ Comparison compare_results(const json& base, const json& current, const std::vec
       const double hurt = rule.higher_is_better ? -v.change : v.change;  // > 0: in the bad direction
       v.threshold = format_threshold(rule);
       v.verdict = hurt > rule.threshold ? "worse" : -hurt > rule.threshold ? "better" : "same";
+      if (v.verdict != "same" && !rule.spread.empty()) {
+        const double noise = noise_of_difference(run, *other->second, rule.spread);
+        if (std::fabs(diff) <= noise) v.verdict = "unclear";
+      }
       c.verdicts.push_back(std::move(v));
     }
   }

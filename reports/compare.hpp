@@ -2,7 +2,9 @@
 // The regression gate (`kvbench compare BASE NEW`): runs of two result documents are matched by
 // model, workload, method, budget, device and mode, and each metric gets a verdict against its
 // threshold. A threshold is relative ("-5%") or absolute ("+0.005") and signed in the direction
-// that hurts: a change past it is "worse", past its mirror "better", else "same".
+// that hurts: a change past it is "worse", past its mirror "better", else "same" -- and "unclear"
+// when both runs recorded repetitions (--repeat) and the change is within twice the standard
+// error of the difference of their means.
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@ struct MetricRule {
   bool higher_is_better;
   double threshold;       // magnitude
   bool relative;          // threshold as a fraction of the base value
+  std::string spread;     // key under measurements/repetitions holding its spread ("" for none)
 };
 
 // The metrics compared and their default thresholds.
@@ -31,7 +34,7 @@ struct MetricVerdict {
   double base = 0, current = 0;
   double change = 0;   // relative (fraction) or absolute, as the rule says
   std::string threshold;
-  std::string verdict;  // "same", "better", "worse"
+  std::string verdict;  // "same", "better", "worse", or "unclear" (past the threshold, within the noise)
 };
 
 struct Comparison {

@@ -215,6 +215,30 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
                   {"kv_bytes_allocated", st.kv_capacity_bytes},
                   {"kv_bytes_per_sequence_mean", kv_steps > 0 ? double(kv_sum) / kv_steps : 0.0},
                   {"kv_bytes_per_sequence_peak", kv_max}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
+  if (!run.repetitions.empty()) {
+    // Timings over repetitions: each figure's median, mean, spread; the headline rates become the
+    // medians and the step latencies pool every measured step.
+    std::vector<double> decode_rate, prefill_rate, step_p50, steps;
+    for (const DecodeStats& r : run.repetitions) {
+      decode_rate.push_back(rate(r.decode_tokens, r.decode_seconds));
+      prefill_rate.push_back(rate(r.prefill_tokens, r.prefill_seconds));
+      step_p50.push_back(summarize(std::vector<double>(r.step_seconds)).p50 * 1e3);
+      steps.insert(steps.end(), r.step_seconds.begin(), r.step_seconds.end());
+    }
+    auto spread = [](const std::vector<double>& v) {
+      const Summary s = summarize(v);
+      return json{{"median", s.p50}, {"mean", s.mean}, {"stddev", s.stddev}, {"min", s.min}, {"max", s.max},
+                  {"values", v}};
+    };
+    measurements["repetitions"] = {{"count", run.repetitions.size()},
+                                   {"warmup", run.warmup},
+                                   {"decode_tokens_per_s", spread(decode_rate)},
+                                   {"prefill_tokens_per_s", spread(prefill_rate)},
+                                   {"step_p50_ms", spread(step_p50)}};
+    measurements["decode"]["tokens_per_s"] = summarize(decode_rate).p50;
+    measurements["prefill"]["tokens_per_s"] = summarize(prefill_rate).p50;
+    measurements["decode"]["step_latency_ms"] = summary_ms(steps);
+  }
   if (mode == RunMode::Throughput) {
     std::vector<double> ttft;
     for (const SequenceOutcome& o : run.output.sequences) ttft.push_back(o.prefill_seconds);

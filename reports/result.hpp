@@ -29,7 +29,9 @@ struct MethodRun {
   int budget = 0;  // 0 = unbounded
   int divide_length = 0;
   nlohmann::json parameters = nlohmann::json::object();  // the method's settings (policy_parameters)
-  DecodeOutput output;
+  DecodeOutput output;                   // the first measured repetition: sequences, fidelity, memory
+  std::vector<DecodeStats> repetitions;  // timings of every measured repetition (--repeat)
+  int warmup = 0;                        // repetitions run first and discarded (--warmup)
   uint64_t peak_rss_bytes = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "reports/statistics.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace kvb {
@@ -25,6 +26,11 @@ Summary summarize(std::vector<double> v) {
   s.p50 = percentile(v, 50);
   s.p90 = percentile(v, 90);
   s.p99 = percentile(v, 99);
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.stddev = std::sqrt(ss / double(v.size() - 1));
+  }
   return s;
 }
 

@@ -2,6 +2,7 @@
 // JUnit and markdown outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -105,6 +106,60 @@ TEST(CliCompare, ExitCodesJunitAndMarkdown) {
     CommandResult r = run_kvbench(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
   }
+}
+
+TEST(CliRun, RepetitionsRecordTheSpreadOfTimings) {
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --mode throughput --method full -n 30 --repeat 3 --warmup 1 --out " +
+                                dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto doc = read_json(dir / "result.json");
+  const auto& m = doc["runs"][0]["measurements"];
+  ASSERT_TRUE(m.contains("repetitions"));
+  EXPECT_EQ(m["repetitions"]["count"], 3);
+  EXPECT_EQ(m["repetitions"]["warmup"], 1);
+  const auto& rate = m["repetitions"]["decode_tokens_per_s"];
+  ASSERT_EQ(rate["values"].size(), 3u);
+  std::vector<double> v = rate["values"].get<std::vector<double>>();
+  std::sort(v.begin(), v.end());
+  EXPECT_DOUBLE_EQ(m["decode"]["tokens_per_s"].get<double>(), v[1]);  // the median
+  EXPECT_DOUBLE_EQ(rate["min"].get<double>(), v[0]);
+  EXPECT_GE(rate["stddev"].get<double>(), 0.0);
+  // Step latencies pool the measured repetitions: 4 sequences (batch 1) x 29 decode steps, three times.
+  EXPECT_EQ(m["decode"]["step_latency_ms"]["count"], 3 * 4 * 29);
+  // Throughput mode defaults to one warm-up and five repetitions; replay to one.
+  ASSERT_EQ(run_kvbench("run -q --mode throughput --method full -n 5 --out " + (dir / "t").string()).exit_code, 0);
+  EXPECT_EQ(read_json(dir / "t" / "result.json")["runs"][0]["measurements"]["repetitions"]["count"], 5);
+  ASSERT_EQ(run_kvbench("run -q --method full -n 5 --out " + (dir / "r").string()).exit_code, 0);
+  EXPECT_EQ(read_json(dir / "r" / "result.json")["runs"][0]["measurements"]["repetitions"]["count"], 1);
+  EXPECT_EQ(run_kvbench("run -q --repeat 0").exit_code, 2);
+  EXPECT_EQ(run_kvbench("run -q --warmup -2").exit_code, 2);
+}
+
+TEST(Compare, AChangeWithinTheRecordedNoiseIsUnclear) {
+  const nlohmann::json base = read_json(baseline());
+  auto with_spread = [](nlohmann::json doc, double factor, double stddev) {
+    auto& m = doc["runs"][0]["measurements"];
+    const double tps = m["decode"]["tokens_per_s"].get<double>() * factor;
+    m["decode"]["tokens_per_s"] = tps;
+    m["repetitions"] = {{"count", 5}, {"decode_tokens_per_s", {{"stddev", stddev * tps}}}};
+    return doc;
+  };
+  auto verdict = [](const Comparison& c) {
+    for (const MetricVerdict& v : c.verdicts)
+      if (v.run.rfind("full", 0) == 0 && v.metric == "tokens_per_s") return v.verdict;
+    return std::string("absent");
+  };
+  // 10% slower with 15% run-to-run spread on both sides: unclear, and not a regression.
+  Comparison noisy = compare_results(with_spread(base, 1.0, 0.15), with_spread(base, 0.9, 0.15),
+                                     default_metric_rules(), "a", "b");
+  EXPECT_EQ(verdict(noisy), "unclear");
+  EXPECT_FALSE(noisy.regression());
+  // The same slowdown with 1% spread: worse.
+  Comparison steady = compare_results(with_spread(base, 1.0, 0.01), with_spread(base, 0.9, 0.01),
+                                      default_metric_rules(), "a", "b");
+  EXPECT_EQ(verdict(steady), "worse");
+  EXPECT_TRUE(steady.regression());
 }
 
 }  // namespace
