@@ -75,6 +75,7 @@ int execute(RunFlags& f) {
   const fs::path result_path = out_dir / "result.json";
   write_json_atomic(result_path, r.document);
   write_file_atomic(out_dir / "steps.csv", r.steps_csv);
+  if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
 
   // A single prompt's text is worth printing; throughput mode's synthetic trace is not.
   if (!c.prompt.empty() && c.mode != RunMode::Throughput && !r.document["runs"].empty()) {
@@ -162,6 +163,9 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");
   cmd->add_flag("--no-hash", f->no_hash, "skip the sha256 of model files");
+  cmd->add_flag("--trace", c.trace,
+                "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "
+                "result.json and the summary, and trace.json (Chrome trace format; open in Perfetto)");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
   return [f] { return execute(*f); };
 }

@@ -11,6 +11,7 @@
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/gpu_info.hpp"
 #include "profiler/host_info.hpp"
+#include "profiler/trace.hpp"
 #include "reports/result.hpp"
 #include "reports/steps_csv.hpp"
 #include "util/errors.hpp"
@@ -202,6 +203,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
 
   BenchmarkResult result;
   std::vector<MethodRun> runs;
+  profiler::enable(c.trace);
   for (const PolicyConfig& p : policies) {
     if (result.interrupted || !result.failure.empty()) break;
     progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", requests.size(), p.method,
@@ -216,6 +218,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     try {
       for (int rep = 0; rep < warmup + repeat; ++rep) {
         DecodeOutput out = run_decode(model, requests, opt);
+        std::vector<profiler::Event> events = profiler::take_events();
+        if (rep >= warmup) run.events.insert(run.events.end(), events.begin(), events.end());
         const bool first_measured = rep == warmup || (out.interrupted && run.repetitions.empty());
         if (rep >= warmup && !out.interrupted) run.repetitions.push_back(out.stats);
         if (out.interrupted) run.output.interrupted = true;
@@ -232,6 +236,17 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
   result.document = make_result(header, model, workload, runs, status, result.failure);
   result.steps_csv = render_steps_csv(runs, c.mode);
+  if (c.trace) {
+    // One track per run, host phases only on the CPU backend (GPU kernels get their own tracks).
+    nlohmann::json events = nlohmann::json::array();
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const std::string name = runs[i].budget > 0 ? fmt::format("{}@{}", runs[i].method, runs[i].budget) : runs[i].method;
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", int(i) + 1}, {"args", {{"name", name}}}});
+      for (auto& e : profiler::chrome_events(runs[i].events, name, int(i) + 1)) events.push_back(std::move(e));
+    }
+    result.trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};
+  }
+  profiler::enable(false);
   return result;
 }
 

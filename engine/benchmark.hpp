@@ -34,12 +34,14 @@ struct RunConfig {
   std::string device = "auto";    // auto | cpu | cuda[:N]
   int threads = 0;                // 0 = all cores
   bool hash_files = true;
+  bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace
   std::vector<std::string> command_line;
 };
 
 struct BenchmarkResult {
   nlohmann::json document;  // the canonical result (reports/result.hpp)
   std::string steps_csv;    // per-step series (reports/steps_csv.hpp)
+  nlohmann::json trace;     // Chrome trace document with --trace, else null
   bool interrupted = false;
   std::string failure;      // non-empty when a runtime failure ended the run early
 };

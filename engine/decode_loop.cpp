@@ -9,6 +9,7 @@
 #include "engine/kv_cache.hpp"
 #include "engine/retained_mass.hpp"
 #include "engine/transformer.hpp"
+#include "profiler/trace.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -105,6 +106,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     // duration, to be left out of the method's timings.
     auto reference_forward = [&](std::span<const int> rows) -> double {
       if (!lockstep) return 0.0;
+      profiler::Range range("reference forward");
       const auto t0 = Clock::now();
       retained.snapshot(cache, rows);
       tf.set_attention_observer(&retained);
@@ -118,6 +120,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
 
     // The policy runs after every forward; its time is measured apart from the forward's.
     auto apply_policy = [&](int s, const SequenceProgress& progress) {
+      profiler::Range range("compress");
       const auto t0 = Clock::now();
       const int64_t evicted = policy->after_forward(cache, s, progress);
       out.stats.compression_seconds += seconds_since(t0);
@@ -179,6 +182,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       SequenceOutcome& o = out.sequences[first + s];
       o.id = r.id;
       o.prompt = r.prompt;
+      profiler::Range range("prefill");
       const auto t0 = Clock::now();
       const int len = static_cast<int>(r.prompt.size());
       policy->begin_sequence(s);
@@ -217,6 +221,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
         out.interrupted = true;
         break;
       }
+      profiler::Range range("decode step");
       const auto t0 = Clock::now();
       tf.forward(batch, cache, logits.data());
       const double forward_seconds = seconds_since(t0);

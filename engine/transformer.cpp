@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
+#include "profiler/trace.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -66,6 +68,7 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     // Attention block.
+    std::optional<profiler::Range> range(std::in_place, "attention");
     cpu::rmsnorm(xb_.data(), x_.data(), lw.attn_norm.ptr(), n, dim, cfg_.norm_eps);
     cpu::matmul(q_.data(), xb_.data(), lw.wq.ptr(), n, dim, qd);
     cpu::matmul(k_.data(), xb_.data(), lw.wk.ptr(), n, dim, kvd);
@@ -99,6 +102,7 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
     for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
 
     // Feed-forward block (SwiGLU).
+    range.emplace("mlp");
     cpu::rmsnorm(xb_.data(), x_.data(), lw.ffn_norm.ptr(), n, dim, cfg_.norm_eps);
     cpu::matmul(hb_.data(), xb_.data(), lw.w_gate.ptr(), n, dim, ffn);
     cpu::matmul(hb2_.data(), xb_.data(), lw.w_up.ptr(), n, dim, ffn);
@@ -108,6 +112,7 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
   }
 
   // Final norm and classifier, only for the rows whose logits are wanted.
+  profiler::Range range("logits");
   int rows = 0;
   for (int i = 0; i < n; ++i) {
     if (!batch[i].want_logits) continue;

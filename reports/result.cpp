@@ -239,6 +239,13 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
     measurements["prefill"]["tokens_per_s"] = summarize(prefill_rate).p50;
     measurements["decode"]["step_latency_ms"] = summary_ms(steps);
   }
+  if (!run.events.empty()) {
+    // Shares are of the time in top-level ranges (prefill and decode steps, the lockstep
+    // reference included), so the top-level rows add up to 1.
+    double top_ms = 0;
+    for (const profiler::Event& e : run.events) top_ms += e.depth == 0 ? e.duration_ns * 1e-6 : 0.0;
+    measurements["profile"] = profiler::op_table(run.events, top_ms);
+  }
   if (mode == RunMode::Throughput) {
     std::vector<double> ttft;
     for (const SequenceOutcome& o : run.output.sequences) ttft.push_back(o.prefill_seconds);

@@ -8,6 +8,7 @@
 #include "engine/decode_loop.hpp"
 #include "engine/model.hpp"
 #include "profiler/host_info.hpp"
+#include "profiler/trace.hpp"
 #include "workloads/workload.hpp"
 
 namespace kvb {
@@ -32,6 +33,7 @@ struct MethodRun {
   DecodeOutput output;                   // the first measured repetition: sequences, fidelity, memory
   std::vector<DecodeStats> repetitions;  // timings of every measured repetition (--repeat)
   int warmup = 0;                        // repetitions run first and discarded (--warmup)
+  std::vector<profiler::Event> events;   // host phase ranges of the measured repetitions (--trace)
   uint64_t peak_rss_bytes = 0;
 };
 

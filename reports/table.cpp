@@ -95,7 +95,20 @@ std::string render_summary_table(const json& doc) {
     }
     rows.push_back(std::move(r));
   }
-  return out + markdown_table(head, rows);
+  out += markdown_table(head, rows);
+  // --trace: where the time went, per run (the heaviest ops first).
+  std::vector<std::vector<std::string>> ops;
+  for (const json& run : doc["runs"]) {
+    if (!run["measurements"].contains("profile")) continue;
+    std::string method = run["method"].get<std::string>();
+    if (!run["budget"].is_null()) method += fmt::format("@{}", run["budget"].get<int>());
+    for (const json& op : run["measurements"]["profile"])
+      ops.push_back({method, op["name"].get<std::string>(), std::to_string(op["calls"].get<int64_t>()),
+                     fmt::format("{:.3f}", op["total_ms"].get<double>()), fmt::format("{:.4f}", op["mean_ms"].get<double>()),
+                     fmt::format("{:.1f}%", 100 * op["share"].get<double>())});
+  }
+  if (!ops.empty()) out += "\n" + markdown_table({"run", "op", "calls", "total ms", "mean ms", "share"}, ops);
+  return out;
 }
 
 }  // namespace kvb
