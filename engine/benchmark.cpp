@@ -215,6 +215,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     run.parameters = policy_parameters(p);
     run.warmup = warmup;
     opt.policy = p;
+    const profiler::RunRange nvtx_run(p.budget > 0 ? fmt::format("{}@{}", p.method, p.budget) : p.method);
     try {
       for (int rep = 0; rep < warmup + repeat; ++rep) {
         DecodeOutput out = run_decode(model, requests, opt);

@@ -4,6 +4,10 @@
 #include <map>
 #include <utility>
 
+#ifdef KVBENCH_HAVE_CUDA
+#include <nvtx3/nvToolsExt.h>
+#endif
+
 namespace kvb::profiler {
 
 namespace {
@@ -37,6 +41,18 @@ void Range::end() {
   g_events.push_back(Event{name_, std::chrono::duration_cast<std::chrono::nanoseconds>(start_ - g_origin).count(),
                            std::chrono::duration_cast<std::chrono::nanoseconds>(stop - start_).count(), g_depth});
 }
+
+#ifdef KVBENCH_HAVE_CUDA
+void Range::nvtx_push(const char* name) { nvtxRangePushA(name); }
+void Range::nvtx_pop() { nvtxRangePop(); }
+RunRange::RunRange(const std::string& name) { nvtxRangePushA(name.c_str()); }
+RunRange::~RunRange() { nvtxRangePop(); }
+#else
+void Range::nvtx_push(const char*) {}
+void Range::nvtx_pop() {}
+RunRange::RunRange(const std::string&) {}
+RunRange::~RunRange() {}
+#endif
 
 nlohmann::json op_table(const std::vector<Event>& events, double total_ms) {
   struct Row {

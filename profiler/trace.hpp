@@ -1,7 +1,8 @@
 #pragma once
 // Host-clock phase ranges (`run --trace`): what kvbench is doing, when, nested -- prefill, decode
 // steps, per-layer attention and MLP, the lockstep reference, compression. Off by default, and then
-// a range costs one predictable branch. Ranges are opened on the thread that drives the decode
+// a range costs one predictable branch (plus, in CUDA builds, an NVTX push/pop, which is a no-op
+// unless a tool such as Nsight Systems is attached, so a capture shows the same phases). Ranges are opened on the thread that drives the decode
 // loop only (the CPU kernels' worker threads never open one). The events feed the per-op table in
 // result.json and a Chrome trace (trace.json, opened by Perfetto or chrome://tracing).
 #include <chrono>
@@ -30,10 +31,12 @@ std::vector<Event> take_events();
 class Range {
  public:
   explicit Range(const char* name) : name_(name) {
+    nvtx_push(name);
     if (enabled()) begin();
   }
   ~Range() {
     if (open_) end();
+    nvtx_pop();
   }
   Range(const Range&) = delete;
   Range& operator=(const Range&) = delete;
@@ -41,9 +44,21 @@ class Range {
  private:
   void begin();
   void end();
+  static void nvtx_push(const char* name);
+  static void nvtx_pop();
   const char* name_;
   bool open_ = false;
   std::chrono::steady_clock::time_point start_;
+};
+
+// An NVTX range around a whole (method, budget) run, e.g. "triattention@64", so a capture groups
+// each run's phases under its name (no-op without CUDA or without an attached tool).
+class RunRange {
+ public:
+  explicit RunRange(const std::string& name);
+  ~RunRange();
+  RunRange(const RunRange&) = delete;
+  RunRange& operator=(const RunRange&) = delete;
 };
 
 // Per name: calls, total / mean / min / max milliseconds, and the share of `total_ms`.
