@@ -1,5 +1,6 @@
 // kvbench report RESULT.json --format md|csv [--out FILE]: renders a result file.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -19,12 +20,10 @@ struct ReportFlags {
 };
 
 int execute(const ReportFlags& f) {
-  std::string text;
-  if (f.format == "html")
-    fail_input("--format html: not implemented yet (planned in issue 5); use md or csv");
-  if (f.format != "md" && f.format != "csv") fail_input("--format {}: expected md or csv", f.format);
+  if (f.format != "md" && f.format != "csv" && f.format != "html")
+    fail_input("--format {}: expected md, csv or html", f.format);
   const nlohmann::json doc = read_result_file(f.result);
-  text = f.format == "md" ? render_summary_table(doc) : render_csv(doc);
+  const std::string text = render_report(doc, f.format, std::filesystem::path(f.result).parent_path() / "steps.csv");
   if (f.out.empty()) {
     std::fputs(text.c_str(), stdout);
   } else {
@@ -37,9 +36,10 @@ int execute(const ReportFlags& f) {
 
 Action add_report_command(CLI::App& app) {
   auto f = std::make_shared<ReportFlags>();
-  CLI::App* cmd = app.add_subcommand("report", "render a result file as a markdown table or CSV");
+  CLI::App* cmd = app.add_subcommand("report", "render a result file as a markdown table, CSV or an HTML page");
   cmd->add_option("result", f->result, "result.json written by kvbench run")->required();
-  cmd->add_option("--format", f->format, "md | csv")->capture_default_str();
+  cmd->add_option("--format", f->format, "md | csv | html (one self-contained page with charts; reads steps.csv beside the result)")
+      ->capture_default_str();
   cmd->add_option("--out,-o", f->out, "write to this file (atomically) instead of standard output");
   return [f] { return execute(*f); };
 }

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "engine/benchmark.hpp"
 #include "reports/json_file.hpp"
+#include "reports/report.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
 #include "util/timestamp.hpp"
@@ -36,6 +37,7 @@ struct RunFlags {
   std::string out;
   bool no_hash = false;
   bool quiet = false;
+  std::vector<std::string> formats;  // reports written beside result.json
 };
 
 fs::path default_out_dir() {
@@ -76,6 +78,8 @@ int execute(RunFlags& f) {
   write_json_atomic(result_path, r.document);
   write_file_atomic(out_dir / "steps.csv", r.steps_csv);
   if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
+  for (const std::string& format : f.formats)
+    write_file_atomic(out_dir / ("result." + format), render_report(r.document, format, out_dir / "steps.csv"));
 
   // A single prompt's text is worth printing; throughput mode's synthetic trace is not.
   if (!c.prompt.empty() && c.mode != RunMode::Throughput && !r.document["runs"].empty()) {
@@ -167,6 +171,9 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
                 "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "
                 "result.json and the summary, and trace.json (Chrome trace format; open in Perfetto)");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
+  cmd->add_option("--format", f->formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"md", "csv", "html"}));
   return [f] { return execute(*f); };
 }
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "reports/markup.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
 
@@ -164,24 +165,6 @@ std::string render_comparison_markdown(const Comparison& c) {
   return out;
 }
 
-namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += ch;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string render_comparison_junit(const Comparison& c) {
   int failures = 0;
   for (const MetricVerdict& v : c.verdicts) failures += v.verdict == "worse";
@@ -190,10 +173,10 @@ std::string render_comparison_junit(const Comparison& c) {
       "failures=\"{}\">\n",
       c.verdicts.size(), failures);
   for (const MetricVerdict& v : c.verdicts) {
-    out += fmt::format("    <testcase classname=\"{}\" name=\"{}\">", xml_escape(v.run), xml_escape(v.metric));
+    out += fmt::format("    <testcase classname=\"{}\" name=\"{}\">", markup_escape(v.run), markup_escape(v.metric));
     if (v.verdict == "worse")
       out += fmt::format("<failure message=\"{}\"/>",
-                         xml_escape(fmt::format("{} went from {:.6g} to {:.6g}, beyond {}", v.metric, v.base, v.current,
+                         markup_escape(fmt::format("{} went from {:.6g} to {:.6g}, beyond {}", v.metric, v.base, v.current,
                                                 v.threshold)));
     out += "</testcase>\n";
   }

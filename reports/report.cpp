@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "reports/html_report.hpp"
 #include "reports/result.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
@@ -24,6 +28,15 @@ json read_result_file(const std::string& path) {
     fail_input("{}: malformed kvbench result ({})", path, e.what());
   }
   return doc;
+}
+
+std::string render_report(const json& doc, const std::string& format, const std::filesystem::path& steps_csv_path) {
+  if (format == "md") return render_summary_table(doc);
+  if (format == "csv") return render_csv(doc);
+  std::ifstream in(steps_csv_path);
+  std::stringstream steps;
+  if (in) steps << in.rdbuf();
+  return render_html(doc, steps.str());
 }
 
 namespace {
