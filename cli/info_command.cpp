@@ -19,12 +19,7 @@ Action add_info_command(CLI::App& app) {
   return [as_json] {
     const HostInfo host = query_host_info();
     const GpuQuery gpus = query_gpus();
-    nlohmann::json gpu_list = nlohmann::json::array();
-    for (const GpuInfo& g : gpus.gpus)
-      gpu_list.push_back({{"index", g.index}, {"name", g.name}, {"sm_count", g.sm_count},
-                          {"compute_capability", fmt::format("{}.{}", g.compute_major, g.compute_minor)},
-                          {"memory_bytes", g.memory_bytes}, {"memory_bus_bits", g.memory_bus_bits},
-                          {"driver_version", g.driver_version}, {"runtime_version", g.runtime_version}});
+    const nlohmann::json gpu_list = gpus_to_json(gpus);
     if (*as_json) {
       nlohmann::json doc = {{"tool", {{"version", build::kVersion}, {"git_commit", build::kGitCommit}}},
                             {"host", host_to_json(host)}, {"available_memory_bytes", host_available_memory_bytes()},

@@ -131,6 +131,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   header.started_at = utc_timestamp();
   header.command_line = c.command_line;
   header.host = query_host_info();
+  header.gpus = query_gpus();
   header.settings.device = resolve_device(c.device, progress);
   cpu::ThreadPool::instance().set_threads(c.threads);
   header.settings.threads = cpu::ThreadPool::instance().threads();

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <map>
 
+#include <fmt/format.h>
+
 #include "build_info.hpp"
 #include "reports/statistics.hpp"
 #include "util/errors.hpp"
@@ -14,6 +16,16 @@ namespace kvb {
 using nlohmann::json;
 
 std::string utc_timestamp() { return format_now("%Y-%m-%dT%H:%M:%SZ", true); }
+
+json gpus_to_json(const GpuQuery& q) {
+  json list = json::array();
+  for (const GpuInfo& g : q.gpus)
+    list.push_back({{"index", g.index}, {"name", g.name}, {"sm_count", g.sm_count},
+                    {"compute_capability", fmt::format("{}.{}", g.compute_major, g.compute_minor)},
+                    {"memory_bytes", g.memory_bytes}, {"memory_bus_bits", g.memory_bus_bits},
+                    {"driver_version", g.driver_version}, {"runtime_version", g.runtime_version}});
+  return list;
+}
 
 json host_to_json(const HostInfo& h) {
   return {{"cpu_model", h.cpu_model}, {"logical_cores", h.logical_cores}, {"memory_bytes", h.memory_bytes},
@@ -287,7 +299,8 @@ json make_result(const ResultHeader& h, const Model& model, const Workload& work
               {"status", status},
               {"synthetic", model.info.synthetic},
               {"host", host_to_json(h.host)},
-              {"device", {{"kind", s.device}, {"threads", s.threads}}},
+              {"device", {{"kind", s.device}, {"threads", s.threads}, {"gpus", gpus_to_json(h.gpus)},
+                          {"gpus_note", h.gpus.gpus.empty() ? json(h.gpus.why_none) : json(nullptr)}}},
               {"model", model_to_json(model)},
               {"workload", {{"source", workload.source}, {"format", workload.format}, {"sha256", workload.sha256},
                             {"sequences", workload.items.size()}}},

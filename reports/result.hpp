@@ -7,6 +7,7 @@
 
 #include "engine/decode_loop.hpp"
 #include "engine/model.hpp"
+#include "kernels/gpu_info.hpp"
 #include "profiler/host_info.hpp"
 #include "profiler/trace.hpp"
 #include "workloads/workload.hpp"
@@ -41,11 +42,15 @@ struct ResultHeader {
   std::vector<std::string> command_line;
   std::string started_at;  // ISO 8601 UTC
   HostInfo host;
+  GpuQuery gpus;  // what answered on this machine (recorded even when the run used the CPU)
   RunSettings settings;
 };
 
 nlohmann::json model_to_json(const Model& model);
 nlohmann::json host_to_json(const HostInfo& host);
+// [{index, name, sm_count, compute_capability, memory_bytes, memory_bus_bits, driver_version,
+//   runtime_version}]
+nlohmann::json gpus_to_json(const GpuQuery& gpus);
 // In generate mode, sequences whose workload item has a reference answer are graded
 // (workloads/grading.hpp) and the run gets an `accuracy` block.
 // The settings of a method that change what it keeps (empty for full attention).

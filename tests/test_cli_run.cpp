@@ -39,6 +39,10 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_TRUE(doc["synthetic"].get<bool>());
   EXPECT_EQ(doc["model"]["format"], "synthetic");
   EXPECT_EQ(doc["workload"]["source"], "builtin:stories");
+  // Hardware facts: the GPUs that answered, or why none did.
+  ASSERT_TRUE(doc["device"]["gpus"].is_array());
+  if (doc["device"]["gpus"].empty()) EXPECT_FALSE(doc["device"]["gpus_note"].get<std::string>().empty());
+  else EXPECT_GT(doc["device"]["gpus"][0]["memory_bytes"].get<double>(), 0.0);
   EXPECT_EQ(doc["settings"]["mode"], "replay");
   // Every method, the budgeted ones at the two default budgets, full attention first.
   std::vector<std::string> runs;
