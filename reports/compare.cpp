@@ -10,6 +10,7 @@
 #include "reports/markup.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb {
 
@@ -52,18 +53,10 @@ void apply_threshold(std::vector<MetricRule>& rules, const std::string& assignme
 
 namespace {
 
+// A numeric value at a path, or nullptr.
 const json* at_path(const json& j, const std::string& path) {
-  const json* at = &j;
-  size_t from = 0;
-  while (from <= path.size()) {
-    const size_t slash = path.find('/', from);
-    const std::string key = path.substr(from, slash == std::string::npos ? std::string::npos : slash - from);
-    if (!at->is_object() || !at->contains(key)) return nullptr;
-    at = &(*at)[key];
-    if (slash == std::string::npos) break;
-    from = slash + 1;
-  }
-  return at->is_number() ? at : nullptr;
+  const json* at = find_path(j, path);
+  return at && at->is_number() ? at : nullptr;
 }
 
 // What makes two runs comparable.

@@ -1,5 +1,5 @@
 #pragma once
-// Escaping text for HTML, SVG and XML output.
+// Escaping text for HTML, SVG, XML and CSV output.
 #include <string>
 
 namespace kvb {
@@ -17,6 +17,12 @@ inline std::string markup_escape(const std::string& s) {
     }
   }
   return out;
+}
+
+// A CSV field in double quotes, quotes inside doubled (ids and names come from user files).
+inline std::string csv_quote(std::string s) {
+  for (size_t at = 0; (at = s.find('"', at)) != std::string::npos; at += 2) s.insert(at, "\"");
+  return "\"" + s + "\"";
 }
 
 }  // namespace kvb

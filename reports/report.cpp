@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "reports/html_report.hpp"
+#include "reports/markup.hpp"
 #include "reports/result.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
@@ -41,21 +42,11 @@ std::string render_report(const json& doc, const std::string& format, const std:
 
 namespace {
 
-// The value at a path of keys, as CSV text; empty when any key is missing.
-std::string field(const json& j, std::initializer_list<const char*> keys) {
-  const json* at = &j;
-  for (const char* k : keys) {
-    if (!at->is_object() || !at->contains(k)) return "";
-    at = &(*at)[k];
-  }
-  if (at->is_null()) return "";
-  if (at->is_string()) return at->get<std::string>();
-  return at->dump();
-}
-
-std::string quoted(std::string s) {
-  for (size_t at = 0; (at = s.find('"', at)) != std::string::npos; at += 2) s.insert(at, "\"");
-  return "\"" + s + "\"";
+// The value at a path, as CSV text; empty when it is missing.
+std::string field(const json& j, const char* path) {
+  const json* at = find_path(j, path);
+  if (!at) return "";
+  return at->is_string() ? at->get<std::string>() : at->dump();
 }
 
 }  // namespace
@@ -67,16 +58,16 @@ std::string render_csv(const json& doc) {
       "top1_agreement_with_full,retained_attention_mass,ppl_ratio,accuracy\n";
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", quoted(field(doc, {"model", "name"})),
-                       field(doc, {"settings", "mode"}), field(doc, {"device", "kind"}), field(run, {"method"}),
-                       field(run, {"budget"}), run["sequences"].size(), field(m, {"prefill", "tokens_per_s"}),
-                       field(m, {"decode", "tokens_per_s"}), field(m, {"decode", "step_latency_ms", "p50"}),
-                       field(m, {"decode", "step_latency_ms", "p99"}), field(m, {"memory", "kv_bytes_per_sequence_mean"}),
-                       field(m, {"memory", "kv_bytes_per_sequence_peak"}), field(m, {"compression", "events"}),
-                       field(m, {"compression", "ms_per_event"}), field(m, {"fidelity", "kl", "mean"}),
-                       field(m, {"fidelity", "kl", "p99"}), field(m, {"fidelity", "top1_agreement_with_full"}),
-                       field(m, {"fidelity", "retained_attention_mass", "mean"}), field(m, {"fidelity", "ppl_ratio"}),
-                       field(m, {"accuracy", "accuracy"}));
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_quote(field(doc, "model/name")),
+                       field(doc, "settings/mode"), field(doc, "device/kind"), field(run, "method"),
+                       field(run, "budget"), run["sequences"].size(), field(m, "prefill/tokens_per_s"),
+                       field(m, "decode/tokens_per_s"), field(m, "decode/step_latency_ms/p50"),
+                       field(m, "decode/step_latency_ms/p99"), field(m, "memory/kv_bytes_per_sequence_mean"),
+                       field(m, "memory/kv_bytes_per_sequence_peak"), field(m, "compression/events"),
+                       field(m, "compression/ms_per_event"), field(m, "fidelity/kl/mean"),
+                       field(m, "fidelity/kl/p99"), field(m, "fidelity/top1_agreement_with_full"),
+                       field(m, "fidelity/retained_attention_mass/mean"), field(m, "fidelity/ppl_ratio"),
+                       field(m, "accuracy/accuracy"));
   }
   return out;
 }

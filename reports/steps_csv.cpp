@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "reports/markup.hpp"
+
 namespace kvb {
 
 std::string render_steps_csv(const std::vector<MethodRun>& runs, RunMode mode) {
@@ -11,11 +13,9 @@ std::string render_steps_csv(const std::vector<MethodRun>& runs, RunMode mode) {
                            : "method,budget,sequence,step,token,kv_bytes\n";
   for (const MethodRun& run : runs) {
     for (const SequenceOutcome& o : run.output.sequences) {
+      const std::string id = csv_quote(o.id);  // sequence ids come from workloads
       for (size_t i = 0; i < o.tokens.size(); ++i) {
-        // Sequence ids come from workloads: quote them, doubling any quote inside.
-        std::string id = o.id;
-        for (size_t at = 0; (at = id.find('"', at)) != std::string::npos; at += 2) id.insert(at, "\"");
-        out += fmt::format("{},{},\"{}\",{},{},{}", run.method, run.budget, id, i, o.tokens[i],
+        out += fmt::format("{},{},{},{},{},{}", run.method, run.budget, id, i, o.tokens[i],
                            i < o.kv_bytes.size() ? std::to_string(o.kv_bytes[i]) : "");
         if (replay && i < o.kl.size()) {
           out += fmt::format(",{:.6g},{:.6g},{:.6g},{},{},", o.full_logprob[i], o.target_logprob[i], o.kl[i],

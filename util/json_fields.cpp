@@ -32,6 +32,17 @@ const json* find_key(const json& obj, std::string_view key) {
   return &*it;
 }
 
+const json* find_path(const json& obj, std::string_view path) {
+  const json* at = &obj;
+  while (true) {
+    const size_t slash = path.find('/');
+    if (!at->is_object()) return nullptr;
+    at = find_key(*at, path.substr(0, slash));
+    if (!at || slash == std::string_view::npos) return at;
+    path.remove_prefix(slash + 1);
+  }
+}
+
 int64_t as_int64(const json& v, const std::string& where, std::string_view key) {
   if (v.is_number_integer()) {
     if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
