@@ -22,6 +22,7 @@ struct ModelInfo {
   std::string format;        // "llama2c", "gguf", "hf", "synthetic"
   std::string name;          // human name (file stem, general.name, preset)
   bool synthetic = false;
+  uint64_t synthetic_seed = 0;  // synthetic models: the seed every weight is derived from
   std::string stored_dtype;  // dtype(s) in the file, e.g. "F32", "BF16", "F16+Q8_0"
   std::vector<ModelFile> files;
 };
@@ -55,6 +56,17 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options);
 // The config of a synthetic preset ("tiny", "qwen3-8b", ...) without generating weights;
 // InputError for an unknown preset.
 ModelConfig synthetic_preset_config(const std::string& preset);
+
+// A synthetic model's weights, in the order that fixes each tensor's key: element i of a tensor
+// is synthetic_value(key, i, scale, offset) (kernels/counter_hash.hpp), on the host or a device.
+struct SyntheticTensor {
+  Role role;
+  int layer;  // -1 for model-level roles
+  std::vector<int64_t> shape;
+  uint64_t key;
+  float scale, offset;
+};
+std::vector<SyntheticTensor> synthetic_tensor_plan(const ModelConfig& config, uint64_t seed);
 
 // What a loader returns with options.config_only: the config and the model's identity.
 Model config_only_model(const ModelConfig& config, const std::string& source, const std::string& format);

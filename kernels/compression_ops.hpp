@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/counter_hash.hpp"
+
 namespace kvb::cpu {
 
 // TriAttention's score of n post-RoPE keys ([n][head_dim]) for one query head:
@@ -37,17 +39,8 @@ void max_pool(float* out, const float* in, int n, int radius);
 // similarity 0 to everything.
 void key_redundancy(float* out, const float* keys, int n, int head_dim, float threshold);
 
-// A uniform number in [0, 1) determined by three keys (splitmix64 finaliser): counter-based
-// tie-break noise, the same whatever order or device draws it.
-inline float hashed_uniform(uint64_t a, uint64_t b, uint64_t c) {
-  auto mix = [](uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  return static_cast<float>(mix(mix(mix(a) ^ b) ^ c) >> 40) * 0x1.0p-24f;
-}
+// Tie-break noise: kvb::hashed_uniform (kernels/counter_hash.hpp), the same on every device.
+using kvb::hashed_uniform;
 
 // Replaces out with the min(k, n) indices of the largest scores, in descending score order, ties
 // to the lower index. Scores must not be NaN.

@@ -7,6 +7,7 @@
 
 #include "engine/model.hpp"
 #include "engine/tokenizers/byte_tokenizer.hpp"
+#include "kernels/counter_hash.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "util/errors.hpp"
 
@@ -49,34 +50,85 @@ ModelConfig synthetic_preset_config(const std::string& name) {
   return c;
 }
 
-namespace {
-
-// Counter-based generator: value i of a tensor depends only on (seed, tensor id, i), so weights
-// are identical whatever the thread count.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+std::vector<SyntheticTensor> synthetic_tensor_plan(const ModelConfig& c, uint64_t seed) {
+  const int64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim, v = c.vocab_size;
+  std::vector<SyntheticTensor> plan;
+  uint64_t id = 0;  // the order below fixes every tensor's key: keep it
+  auto add = [&](Role role, int layer, std::vector<int64_t> shape, float scale, float offset) {
+    plan.push_back(SyntheticTensor{role, layer, std::move(shape), splitmix64(seed * 0x100000001b3ull + id++), scale, offset});
+  };
+  auto matrix = [&](Role role, int layer, int64_t out, int64_t in) { add(role, layer, {out, in}, 1.0f / std::sqrt(float(in)), 0.0f); };
+  auto norm = [&](Role role, int layer, int64_t n) { add(role, layer, {n}, 0.05f, 1.0f); };
+  auto bias = [&](Role role, int layer, int64_t n) { add(role, layer, {n}, 0.02f, 0.0f); };
+  add(Role::TokenEmbedding, -1, {v, d}, 1.0f, 0.0f);
+  norm(Role::FinalNorm, -1, d);
+  if (!c.tied_embeddings) matrix(Role::Classifier, -1, v, d);
+  for (int l = 0; l < c.n_layers; ++l) {
+    norm(Role::AttnNorm, l, d);
+    matrix(Role::Wq, l, q, d);
+    matrix(Role::Wk, l, kv, d);
+    matrix(Role::Wv, l, kv, d);
+    matrix(Role::Wo, l, d, q);
+    if (c.qkv_bias) {
+      bias(Role::Bq, l, q);
+      bias(Role::Bk, l, kv);
+      bias(Role::Bv, l, kv);
+    }
+    if (c.qk_norm) {
+      norm(Role::QNorm, l, c.head_dim);
+      norm(Role::KNorm, l, c.head_dim);
+    }
+    norm(Role::FfnNorm, l, d);
+    matrix(Role::WGate, l, f, d);
+    matrix(Role::WUp, l, f, d);
+    matrix(Role::WDown, l, d, f);
+  }
+  return plan;
 }
 
-Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, uint64_t tensor_id, float scale, float offset) {
+namespace {
+
+// Element i depends only on (seed, tensor, i), so weights are identical whatever the thread count
+// or device (kernels/counter_hash.hpp).
+Tensor generate_tensor(const SyntheticTensor& spec) {
   Tensor t;
-  t.shape = std::move(shape);
+  t.shape = spec.shape;
   int64_t n = 1;
   for (int64_t s : t.shape) n *= s;
   t.data.resize(n);
-  const uint64_t key = mix(seed * 0x100000001b3ull + tensor_id);
   constexpr int64_t kChunk = 1 << 16;
   const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
   cpu::parallel_for(chunks, chunks > 16, [&](int c) {
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-      // Uniform in [-1, 1) scaled to unit variance (sqrt 3).
-      const double u = (mix(key ^ static_cast<uint64_t>(i)) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
-      t.data[i] = offset + scale * static_cast<float>(u * 1.7320508075688772);
-    }
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      t.data[i] = synthetic_value(spec.key, static_cast<uint64_t>(i), spec.scale, spec.offset);
   });
   return t;
+}
+
+Tensor& weight_slot(ModelWeights& w, Role role, int layer) {
+  switch (role) {
+    case Role::TokenEmbedding: return w.token_embedding;
+    case Role::FinalNorm: return w.final_norm;
+    case Role::Classifier: return w.classifier;
+    default: break;
+  }
+  LayerWeights& l = w.layers[layer];
+  switch (role) {
+    case Role::AttnNorm: return l.attn_norm;
+    case Role::Wq: return l.wq;
+    case Role::Wk: return l.wk;
+    case Role::Wv: return l.wv;
+    case Role::Wo: return l.wo;
+    case Role::Bq: return l.bq;
+    case Role::Bk: return l.bk;
+    case Role::Bv: return l.bv;
+    case Role::QNorm: return l.q_norm;
+    case Role::KNorm: return l.k_norm;
+    case Role::FfnNorm: return l.ffn_norm;
+    case Role::WGate: return l.w_gate;
+    case Role::WUp: return l.w_up;
+    default: return l.w_down;
+  }
 }
 
 }  // namespace
@@ -100,46 +152,24 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
   }
   ModelConfig c = synthetic_preset_config(preset);
   c.validate(spec);
-  if (options.config_only) return config_only_model(c, spec, "synthetic");
-  ensure_memory_fits(c, options, "--model " + spec);
-
-  const int64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim, v = c.vocab_size;
-  uint64_t id = 0;
-  auto matrix = [&](int64_t out, int64_t in) { return random_tensor({out, in}, seed, id++, 1.0f / std::sqrt(float(in)), 0.0f); };
-  auto norm = [&](int64_t n) { return random_tensor({n}, seed, id++, 0.05f, 1.0f); };
-  auto bias = [&](int64_t n) { return random_tensor({n}, seed, id++, 0.02f, 0.0f); };
   Model m;
-  m.config = c;
-  m.weights.token_embedding = random_tensor({v, d}, seed, id++, 1.0f, 0.0f);
-  m.weights.final_norm = norm(d);
-  if (!c.tied_embeddings) m.weights.classifier = matrix(v, d);
-  m.weights.layers.resize(c.n_layers);
-  for (LayerWeights& l : m.weights.layers) {
-    l.attn_norm = norm(d);
-    l.wq = matrix(q, d);
-    l.wk = matrix(kv, d);
-    l.wv = matrix(kv, d);
-    l.wo = matrix(d, q);
-    if (c.qkv_bias) {
-      l.bq = bias(q);
-      l.bk = bias(kv);
-      l.bv = bias(kv);
-    }
-    if (c.qk_norm) {
-      l.q_norm = norm(c.head_dim);
-      l.k_norm = norm(c.head_dim);
-    }
-    l.ffn_norm = norm(d);
-    l.w_gate = matrix(f, d);
-    l.w_up = matrix(f, d);
-    l.w_down = matrix(d, f);
+  if (options.config_only) {
+    m = config_only_model(c, spec, "synthetic");
+  } else {
+    ensure_memory_fits(c, options, "--model " + spec);
+    m.config = c;
+    m.weights.layers.resize(c.n_layers);
+    for (const SyntheticTensor& t : synthetic_tensor_plan(c, seed)) weight_slot(m.weights, t.role, t.layer) = generate_tensor(t);
+    m.info.stored_dtype = "F32 (generated)";
   }
+  // The byte tokenizer costs nothing, so even a config-only synthetic model can encode prompts
+  // (the CUDA backend generates the weights on the device from info.synthetic_seed).
   m.tokenizer = std::make_unique<ByteTokenizer>(c.vocab_size);
   m.info.source = spec;
   m.info.format = "synthetic";
   m.info.name = fmt::format("synthetic:{},seed={}", preset, seed);
   m.info.synthetic = true;
-  m.info.stored_dtype = "F32 (generated)";
+  m.info.synthetic_seed = seed;
   return m;
 }
 
