@@ -1,11 +1,13 @@
 #include "engine/methods/kv_policy.hpp"
 
 #include <algorithm>
+#include <numeric>
 
 #include "engine/methods/h2o_policy.hpp"
 #include "engine/methods/streaming_policy.hpp"
 #include "engine/methods/triattention_policy.hpp"
 #include "engine/methods/window_policy.hpp"
+#include "profiler/trace.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -41,12 +43,22 @@ int64_t SlackPolicy::after_forward(KvCache& cache, int seq, const SequenceProgre
       const int len = cache.length(l, seq, h);
       if (len < config_.budget + config_.divide_length) continue;
       keep_.clear();
-      select(cache, l, seq, h, len, keep_);
+      {
+        profiler::Range range("select");
+        select(cache, l, seq, h, len, keep_);
+      }
+      profiler::Range range("compact");
       cache.compact(l, seq, h, keep_);
       evicted += len - static_cast<int>(keep_.size());
     }
   }
   return evicted;
+}
+
+void slots_by_position(const int32_t* pos, int len, std::vector<int>& order) {
+  order.resize(len);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return pos[a] < pos[b]; });
 }
 
 const std::vector<std::string>& known_methods() {

@@ -100,6 +100,10 @@ class SlackPolicy : public BudgetedPolicy {
 // compresses at the prefill, with the first decode token).
 int cache_capacity(const PolicyConfig& config, int prompt_tokens, int total_tokens);
 
+// The slot indices 0..len-1 ordered by their absolute positions `pos` (oldest first): what a
+// method that thinks in token order (windows, sinks, pooling) sees in a compacted cache.
+void slots_by_position(const int32_t* pos, int len, std::vector<int>& order);
+
 // Methods kvbench knows, in the order they are reported.
 const std::vector<std::string>& known_methods();
 

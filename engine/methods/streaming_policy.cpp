@@ -1,18 +1,15 @@
 #include "engine/methods/streaming_policy.hpp"
 
-#include <algorithm>
-#include <numeric>
-
 namespace kvb {
 
+void streaming_keep(const int32_t* pos, int len, int sinks, int budget, std::vector<int>& order, std::vector<int>& keep) {
+  slots_by_position(pos, len, order);
+  keep.assign(order.begin(), order.begin() + sinks);
+  keep.insert(keep.end(), order.end() - (budget - sinks), order.end());
+}
+
 void StreamingPolicy::select(const KvCache& cache, int layer, int seq, int kv_head, int len, std::vector<int>& keep) {
-  const int32_t* pos = cache.positions(layer, seq, kv_head);
-  order_.resize(len);
-  std::iota(order_.begin(), order_.end(), 0);
-  std::sort(order_.begin(), order_.end(), [&](int a, int b) { return pos[a] < pos[b]; });
-  const int sinks = config_.sink_tokens, recent = config_.budget - config_.sink_tokens;
-  keep.assign(order_.begin(), order_.begin() + sinks);
-  keep.insert(keep.end(), order_.end() - recent, order_.end());
+  streaming_keep(cache.positions(layer, seq, kv_head), len, config_.sink_tokens, config_.budget, order_, keep);
 }
 
 }  // namespace kvb

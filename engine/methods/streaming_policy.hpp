@@ -8,6 +8,10 @@
 
 namespace kvb {
 
+// The slots StreamingLLM keeps of `len` slots at positions `pos`: the `sinks` oldest and the
+// budget - sinks newest (order: scratch).
+void streaming_keep(const int32_t* pos, int len, int sinks, int budget, std::vector<int>& order, std::vector<int>& keep);
+
 class StreamingPolicy : public SlackPolicy {
  public:
   using SlackPolicy::SlackPolicy;

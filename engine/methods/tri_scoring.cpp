@@ -1,5 +1,6 @@
 #include "engine/methods/tri_scoring.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/rope.hpp"
@@ -27,40 +28,50 @@ TriScorer::TriScorer(const ModelConfig& config, const TriScoringOptions& options
   }
 }
 
-void TriScorer::score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const {
+int TriScorer::max_queries() const {
+  return options_.aggregation == TriAggregation::Mean ? 1 : static_cast<int>(offsets_.size());
+}
+
+int TriScorer::coefficients(const HeadStats& head, int64_t t, float* u, float* e) const {
   const int pairs = head_dim_ / 2;
   // A post-RoPE key pair is s * kappa_f * e^{i p omega_f}, so the HF path's logit of a query at
   // the centre qbar placed at t + delta, weighted by s^2, is Re(s qbar e^{i (t+delta) omega} conj(key)):
   // the key's position drops out. The norm term s^2 c_f |kappa_f| is s c_f |key pair|.
-  auto put = [&](float* u, int f, double re, double im) {
-    u[interleaved_ ? 2 * f : f] = static_cast<float>(re);
-    u[interleaved_ ? 2 * f + 1 : f + pairs] = static_cast<float>(im);
+  auto put = [&](float* row, int f, double re, double im) {
+    row[interleaved_ ? 2 * f : f] = static_cast<float>(re);
+    row[interleaved_ ? 2 * f + 1 : f + pairs] = static_cast<float>(im);
   };
   int n_u = 0;
   if (!options_.disable_trig) {
-    n_u = options_.aggregation == TriAggregation::Mean ? 1 : static_cast<int>(offsets_.size());
-    u_.assign(size_t(n_u) * head_dim_, 0.0f);
+    n_u = max_queries();
+    std::fill_n(u, size_t(n_u) * head_dim_, 0.0f);
     for (int f = 0; f < pairs; ++f) {
       const double qr = scale_ * head.q_mean_real[f], qi = scale_ * head.q_mean_imag[f];
       // Angles in double: (t + delta) * omega reaches 1e5 rad.
       const double c = std::cos(double(t) * omega_[f]), s = std::sin(double(t) * omega_[f]);
       const double ar = qr * c - qi * s, ai = qr * s + qi * c;  // s qbar e^{i t omega}
       if (options_.aggregation == TriAggregation::Mean) {
-        put(u_.data(), f, ar * mean_re_[f] - ai * mean_im_[f], ar * mean_im_[f] + ai * mean_re_[f]);
+        put(u, f, ar * mean_re_[f] - ai * mean_im_[f], ar * mean_im_[f] + ai * mean_re_[f]);
       } else {
         for (int q = 0; q < n_u; ++q) {
           const double dc = std::cos(double(offsets_[q]) * omega_[f]), ds = std::sin(double(offsets_[q]) * omega_[f]);
-          put(u_.data() + size_t(q) * head_dim_, f, ar * dc - ai * ds, ar * ds + ai * dc);
+          put(u + size_t(q) * head_dim_, f, ar * dc - ai * ds, ar * ds + ai * dc);
         }
       }
     }
   }
-  e_.resize(pairs);
   for (int f = 0; f < pairs; ++f) {
     const double centre = std::hypot(double(head.q_mean_real[f]), double(head.q_mean_imag[f]));
     const double c = options_.disable_mlr ? head.q_abs_mean[f] : head.q_abs_mean[f] - centre;
-    e_[f] = static_cast<float>(scale_ * c);
+    e[f] = static_cast<float>(scale_ * c);
   }
+  return n_u;
+}
+
+void TriScorer::score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const {
+  u_.resize(size_t(max_queries()) * head_dim_);
+  e_.resize(head_dim_ / 2);
+  const int n_u = coefficients(head, t, u_.data(), e_.data());
   cpu::tri_scores(out, keys, n, head_dim_, interleaved_, u_.data(), n_u, e_.data());
 }
 

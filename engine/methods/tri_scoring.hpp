@@ -31,6 +31,13 @@ class TriScorer {
   // statistics are `head`, when t tokens have been processed (the next query's position).
   void score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const;
 
+  // What score() hands the key kernel (kernels/compression_ops.hpp tri_scores): the effective
+  // queries u ([n_u][head_dim], room for max_queries()) and norm weights e ([head_dim / 2]) of
+  // `head` at t; returns n_u (0 with disable_trig). For a device that runs the kernel itself.
+  int coefficients(const HeadStats& head, int64_t t, float* u, float* e) const;
+  int max_queries() const;
+  bool interleaved() const { return interleaved_; }
+
   const std::vector<int64_t>& offsets() const { return offsets_; }
 
  private:

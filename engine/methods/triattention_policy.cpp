@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "kernels/compression_ops.hpp"
+#include "profiler/trace.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -28,19 +29,23 @@ void TriAttentionPolicy::begin_sequence(int seq) {
   events_[seq] = 0;
 }
 
+void split_pinned_slots(const int32_t* pos, int len, int pinned_below, int recent_from, std::vector<int>& pinned,
+                        std::vector<int>& candidates) {
+  pinned.clear();
+  candidates.clear();
+  for (int j = 0; j < len; ++j) (pos[j] < pinned_below || pos[j] >= recent_from ? pinned : candidates).push_back(j);
+}
+
 void TriAttentionPolicy::split_slots(const KvCache& cache, int layer, int seq, int kv_head,
                                      const SequenceProgress& progress) {
-  const int pinned_prompt = config_.tri.protect_prompt ? progress.prompt_tokens : 0;
-  const int recent_from = progress.processed - config_.tri.window;
-  const int32_t* pos = cache.positions(layer, seq, kv_head);
-  pinned_.clear();
-  candidates_.clear();
-  for (int j = 0; j < cache.length(layer, seq, kv_head); ++j)
-    (pos[j] < pinned_prompt || pos[j] >= recent_from ? pinned_ : candidates_).push_back(j);
+  split_pinned_slots(cache.positions(layer, seq, kv_head), cache.length(layer, seq, kv_head),
+                     config_.tri.protect_prompt ? progress.prompt_tokens : 0, progress.processed - config_.tri.window,
+                     pinned_, candidates_);
 }
 
 void TriAttentionPolicy::group_scores(const KvCache& cache, int layer, int seq, int kv_head, int64_t t,
                                       uint64_t event, std::vector<float>& out) {
+  profiler::Range range("score");
   const int hd = cache.head_dim(), n = static_cast<int>(candidates_.size());
   const float* keys = cache.keys(layer, seq, kv_head);
   const int32_t* pos = cache.positions(layer, seq, kv_head);
@@ -63,6 +68,7 @@ void TriAttentionPolicy::group_scores(const KvCache& cache, int layer, int seq, 
 }
 
 void TriAttentionPolicy::choose(const std::vector<float>& score) {
+  profiler::Range range("select");
   const int free = config_.budget - static_cast<int>(pinned_.size());
   cpu::top_k(score.data(), static_cast<int>(score.size()), free, top_);
   keep_ = pinned_;
@@ -89,6 +95,7 @@ int64_t TriAttentionPolicy::after_forward(KvCache& cache, int seq, const Sequenc
   const int layers = cache.n_layers(), kv_heads = cache.n_kv_heads();
   int64_t evicted = 0;
   auto compact = [&](int l, int g) {
+    profiler::Range range("compact");
     evicted += cache.length(l, seq, g) - static_cast<int>(keep_.size());
     cache.compact(l, seq, g, keep_);
   };

@@ -14,6 +14,12 @@
 
 namespace kvb {
 
+// Splits the slots 0..len-1 at positions `pos` into those TriAttention pins (the prompt when
+// protected, positions below `pinned_below`, and the recent window from `recent_from` on) and
+// the candidates it scores, both in slot order.
+void split_pinned_slots(const int32_t* pos, int len, int pinned_below, int recent_from, std::vector<int>& pinned,
+                        std::vector<int>& candidates);
+
 class TriAttentionPolicy : public BudgetedPolicy {
  public:
   TriAttentionPolicy(const PolicyConfig& config, const ModelConfig& model);

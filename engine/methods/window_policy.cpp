@@ -3,10 +3,17 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "kernels/compression_ops.hpp"
+#include "profiler/trace.hpp"
 
 namespace kvb {
+
+bool window_compression_due(const SequenceProgress& progress, int divide_length) {
+  const int t = progress.processed;
+  return progress.prefill || (t > 1 && (t - 1) % divide_length == 0);
+}
 
 WindowPolicy::WindowPolicy(const PolicyConfig& config, const ModelConfig& model)
     : BudgetedPolicy(config),
@@ -29,12 +36,11 @@ void WindowPolicy::on_query(int layer, int seq, int pos, const float*, const flo
 }
 
 void WindowPolicy::select(const KvCache& cache, int layer, int seq, int kv_head, int processed) {
+  std::optional<profiler::Range> range(std::in_place, "score");
   const int n = cache.length(layer, seq, kv_head), hd = head_dim_, older = n - window_;
   const int32_t* pos = cache.positions(layer, seq, kv_head);
   // Scores and pooling run over positions in order; the newest `window_` slots are the window's.
-  order_.resize(n);
-  std::iota(order_.begin(), order_.end(), 0);
-  std::sort(order_.begin(), order_.end(), [&](int a, int b) { return pos[a] < pos[b]; });
+  slots_by_position(pos, n, order_);
   keys_.resize(size_t(n) * hd);
   for (int i = 0; i < n; ++i)
     std::memcpy(keys_.data() + size_t(i) * hd, cache.keys(layer, seq, kv_head) + size_t(order_[i]) * hd, sizeof(float) * hd);
@@ -56,6 +62,7 @@ void WindowPolicy::select(const KvCache& cache, int layer, int seq, int kv_head,
     for (int i = 0; i < older; ++i) score_[i] = lambda * pooled_[i] - (1.0f - lambda) * redundant_[i];
     score = score_.data();
   }
+  range.emplace("select");
   cpu::top_k(score, older, config_.budget - window_, top_);
   keep_.clear();
   for (int i : top_) keep_.push_back(order_[i]);
@@ -63,15 +70,15 @@ void WindowPolicy::select(const KvCache& cache, int layer, int seq, int kv_head,
 }
 
 int64_t WindowPolicy::after_forward(KvCache& cache, int seq, const SequenceProgress& progress) {
-  // Due after the prefill, and on the forward after each length multiple of divide_length.
   const int t = progress.processed;
-  if (!progress.prefill && !(t > 1 && (t - 1) % config_.divide_length == 0)) return 0;
+  if (!window_compression_due(progress, config_.divide_length)) return 0;
   int64_t evicted = 0;
   for (int l = 0; l < cache.n_layers(); ++l) {
     for (int g = 0; g < cache.n_kv_heads(); ++g) {
       const int n = cache.length(l, seq, g);
       if (n <= config_.budget) continue;
       select(cache, l, seq, g, t);
+      profiler::Range range("compact");
       cache.compact(l, seq, g, keep_);
       evicted += n - static_cast<int>(keep_.size());
     }

@@ -13,6 +13,9 @@
 
 namespace kvb {
 
+// Due after the prefill, and on the forward after each length multiple of divide_length.
+bool window_compression_due(const SequenceProgress& progress, int divide_length);
+
 class WindowPolicy : public BudgetedPolicy, public AttentionObserver {
  public:
   WindowPolicy(const PolicyConfig& config, const ModelConfig& model);
