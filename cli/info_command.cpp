@@ -9,6 +9,7 @@
 #include "profiler/host_info.hpp"
 #include "reports/result.hpp"
 #include "reports/table.hpp"
+#include "util/byte_size.hpp"
 
 namespace kvb::cli {
 

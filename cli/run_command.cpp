@@ -33,6 +33,7 @@ struct RunFlags {
   std::string mode = "replay";
   std::string tri_mode = "per-head";
   std::string tri_aggregation = "mean";
+  std::string batch = "1";
   bool method_given = false;
   std::string out;
   bool no_hash = false;
@@ -53,6 +54,18 @@ int execute(RunFlags& f) {
   else if (f.mode == "replay") c.mode = RunMode::Replay;
   else if (f.mode == "throughput") c.mode = RunMode::Throughput;
   else fail_input("--mode {}: expected replay, generate or throughput", f.mode);
+  if (f.batch == "auto") {
+    c.batch_size = 0;
+  } else {
+    size_t used = 0;
+    try {
+      c.batch_size = std::stoi(f.batch, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != f.batch.size() || c.batch_size <= 0)
+      fail_input("--batch {}: expected a positive number of sequences or auto", f.batch);
+  }
   // The default comparison of every method needs TriAttention statistics the user did not name.
   if (!f.method_given && c.stats_path.empty()) c.stats_path = "self";
   if (f.tri_mode == "per-head") c.method_options.tri.selection = TriSelection::PerHead;
@@ -148,7 +161,10 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--temperature", c.sampling.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
-  cmd->add_option("--batch", c.batch_size, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--batch", f->batch,
+                  "sequences decoded together, or auto (GPU: the most whose KV caches fit in device memory, per "
+                  "method and budget); throughput mode repeats the workload's items to fill the batch")
+      ->capture_default_str();
   cmd->add_option("--warmup", c.warmup, "repetitions run first and discarded (default: 1 in throughput mode, else 0)");
   cmd->add_option("--repeat", c.repeat,
                   "measured repetitions of each method and budget (default: 5 in throughput mode, else 1); "
@@ -169,7 +185,8 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_flag("--no-hash", f->no_hash, "skip the sha256 of model files");
   cmd->add_flag("--trace", c.trace,
                 "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "
-                "result.json and the summary, and trace.json (Chrome trace format; open in Perfetto)");
+                "result.json and the summary, and trace.json (Chrome trace format; open in Perfetto); on a GPU "
+                "also every kernel, memcpy and memset (CUPTI): a per-kernel table and GPU tracks in the trace");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
   cmd->add_option("--format", f->formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
       ->delimiter(',')

@@ -1,16 +1,21 @@
 #include "engine/benchmark.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "engine/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
 #include "engine/methods/query_stats.hpp"
 #include "engine/model.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/gpu_info.hpp"
+#include "profiler/cupti_tracer.hpp"
 #include "profiler/host_info.hpp"
+#include "profiler/nvml_sampler.hpp"
 #include "profiler/trace.hpp"
 #include "reports/result.hpp"
 #include "reports/steps_csv.hpp"
@@ -28,22 +33,48 @@ Workload resolve_workload(const RunConfig& c) {
   return load_workload(c.workload);
 }
 
-// Picks the compute device. Only the CPU decode path exists so far; asking for CUDA explicitly
-// is refused rather than silently measured on the CPU.
+// Picks the compute device: "cpu" or "cuda:N". auto takes GPU 0 when one answers (and the build
+// has the CUDA backend) and says which it took; naming a GPU that does not answer is an error,
+// never a silent CPU run.
 std::string resolve_device(const std::string& device, const std::function<void(const std::string&)>& progress) {
   if (device == "cpu") return "cpu";
+  const GpuQuery q = query_gpus();
   if (device == "auto") {
-    GpuQuery q = query_gpus();
-    if (!q.gpus.empty())
-      progress(fmt::format("device: cpu (a GPU answered: {}, but the CUDA decode path is not implemented yet)",
-                           q.gpus[0].name));
-    else
+    if (q.gpus.empty()) {
       progress(fmt::format("device: cpu ({})", q.why_none));
-    return "cpu";
+      return "cpu";
+    }
+    progress(fmt::format("device: cuda:0 ({})", q.gpus[0].name));
+    return "cuda:0";
   }
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0)
-    fail_input("--device {}: the CUDA decode path is not implemented yet; use --device cpu", device);
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (device != "cuda") {
+      size_t used = 0;
+      try {
+        index = std::stoi(device.substr(5), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != device.size() - 5 || index < 0) fail_input("--device {}: expected cuda or cuda:N", device);
+    }
+    if (q.gpus.empty()) fail_input("--device {}: no GPU answered ({})", device, q.why_none);
+    if (index >= static_cast<int>(q.gpus.size()))
+      fail_input("--device {}: this machine has {} GPU(s)", device, q.gpus.size());
+    return fmt::format("cuda:{}", index);
+  }
   fail_input("--device {}: expected auto, cpu or cuda[:N]", device);
+}
+
+// Throughput mode decodes full batches: items repeat, in order, until `batch` sequences are
+// running (the k-th repeat of an item gets the id suffix #k).
+std::vector<DecodeRequest> fill_batch(const std::vector<DecodeRequest>& requests, int batch) {
+  std::vector<DecodeRequest> out = requests;
+  for (size_t i = requests.size(); i < size_t(batch); ++i) {
+    out.push_back(requests[i % requests.size()]);
+    out.back().id += fmt::format("#{}", i / requests.size());
+  }
+  return out;
 }
 
 // An upper bound on an item's prompt length in tokens before the tokenizer is loaded (every
@@ -84,12 +115,76 @@ std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, cons
   return out;
 }
 
+// "method@budget", or the method alone when unbounded: a run's name in traces and NVTX captures.
+std::string run_name(const std::string& method, int budget) {
+  return budget > 0 ? fmt::format("{}@{}", method, budget) : method;
+}
+
+// The CUDA device a resolved device names ("cuda" is device 0, "cuda:N"); nullopt for the CPU.
+std::optional<int> cuda_device_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0) return std::nullopt;
+  try {
+    return std::stoi(device.substr(5));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// What watches the GPU while a CUDA run decodes: NVML telemetry always, CUPTI records with --trace.
+// Either one that cannot start says why once and the run goes on without it.
+struct GpuObservers {
+  std::unique_ptr<profiler::NvmlSampler> sampler;
+  std::unique_ptr<profiler::CuptiTracer> tracer;  // null unless it traces
+};
+
+GpuObservers start_gpu_observers(ResultHeader& header, bool trace, const std::function<void(const std::string&)>& progress) {
+  GpuObservers o;
+  const std::optional<int> index = cuda_device_index(header.settings.device);
+  if (!index) {
+    header.gpu_telemetry = profiler::telemetry_not_sampled("not sampled: the run used the CPU");
+    if (trace) header.gpu_trace = {{"traced", false}, {"note", "no GPU records: the run used the CPU"}};
+    return o;
+  }
+  const auto gpu = std::find_if(header.gpus.gpus.begin(), header.gpus.gpus.end(),
+                                [&](const GpuInfo& g) { return g.index == *index; });
+  if (gpu == header.gpus.gpus.end()) {
+    header.gpu_telemetry = profiler::telemetry_not_sampled(fmt::format("not sampled: GPU {} did not answer", *index));
+  } else {
+    o.sampler = std::make_unique<profiler::NvmlSampler>(*gpu);
+    if (!o.sampler->available()) progress(o.sampler->unavailable_reason());
+  }
+  if (trace) {
+    auto tracer = std::make_unique<profiler::CuptiTracer>();
+    header.gpu_trace = {{"traced", tracer->available()},
+                        {"note", tracer->available() ? tracer->description() : tracer->unavailable_reason()}};
+    if (tracer->available()) o.tracer = std::move(tracer);
+    else progress(tracer->unavailable_reason());
+  }
+  return o;
+}
+
+// Stops the sampler and records its summary; a throttled GPU is worth a line on the terminal too.
+void finish_gpu_observers(GpuObservers& o, ResultHeader& header, const std::function<void(const std::string&)>& progress) {
+  if (!o.sampler) return;
+  header.gpu_telemetry = o.sampler->finish();
+  const nlohmann::json& t = header.gpu_telemetry;
+  if (t.contains("warning") && t["warning"].is_string()) progress("warning: " + t["warning"].get<std::string>());
+}
+
+void append_gpu_records(std::optional<profiler::GpuRunTrace>& to, profiler::GpuRunTrace from) {
+  if (!to) to.emplace();
+  to->activities.insert(to->activities.end(), std::make_move_iterator(from.activities.begin()),
+                        std::make_move_iterator(from.activities.end()));
+  to->dropped_records += from.dropped_records;
+}
+
 }  // namespace
 
 BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
                               const std::function<void(const std::string&)>& progress) {
   if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
-  if (c.batch_size <= 0) fail_input("--batch {}: must be a positive integer", c.batch_size);
+  if (c.batch_size < 0) fail_input("--batch {}: must be a positive integer or auto", c.batch_size);
   if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
   if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
   if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
@@ -139,6 +234,9 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   header.settings.max_new_tokens = c.max_new_tokens;
   header.settings.sampling = c.sampling;
   header.settings.batch_size = c.batch_size;
+  const bool on_gpu = header.settings.device != "cpu";
+  if (!on_gpu && c.batch_size == 0)
+    fail_input("--batch auto: sizes the batch to the GPU's memory; on the CPU give a number of sequences");
 
   Workload workload = resolve_workload(c);
   int64_t per_sequence = 1;
@@ -147,7 +245,11 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   LoadOptions lo;
   lo.tokenizer_path = c.tokenizer;
   lo.hash_files = c.hash_files;
-  lo.kv_slots = per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
+  // The CPU backend holds fp32 weights and caches in host memory; the GPU holds its own, and a
+  // synthetic model's weights are generated there (no host copy) unless --stats self must run
+  // the CPU forward to calibrate.
+  lo.kv_slots = on_gpu ? 0 : per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
+  lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0 && !self_calibrate;
   progress(fmt::format("loading {}", c.model));
   Model model = load_model(c.model, lo);
   progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
@@ -160,6 +262,26 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   opt.sampling = c.sampling;
   opt.batch_size = c.batch_size;
   opt.stop = stop;
+
+  // On a GPU one engine serves every method (and the greedy continuations below): sized for all
+  // of them, weights uploaded once.
+  std::unique_ptr<GpuSession> gpu_session;
+  std::vector<PolicyConfig> planned = policies;
+  planned.push_back(PolicyConfig{});  // full attention, for continuations generated before the runs
+  if (on_gpu) {
+    GpuSessionRequest g;
+    g.device_index = std::stoi(header.settings.device.substr(5));
+    g.batch = c.batch_size;
+    g.prefill_chunk = opt.prefill_chunk;
+    g.mode = c.mode;
+    gpu_session = std::make_unique<GpuSession>(model, requests, planned, g);
+    opt.cuda = gpu_session->engine();
+    progress(gpu_session->summary());
+    header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
+    header.settings.weights_bytes = gpu_session->weight_bytes();
+    if (model.weights.layers.empty()) model.info.stored_dtype = "BF16 (generated on the device)";
+  }
+  auto batch_of = [&](size_t planned_index) { return gpu_session ? gpu_session->batch_for(planned_index) : c.batch_size; };
 
   if (c.mode == RunMode::Replay) {
     // Items without a recorded continuation replay full attention's own greedy continuation.
@@ -175,6 +297,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
                            "continuation of {} tokens first",
                            to_generate.size(), c.max_new_tokens));
       DecodeOptions gen = opt;
+      gen.batch_size = batch_of(planned.size() - 1);
       gen.mode = RunMode::Generate;
       gen.sampling = SamplingParams{};
       validate_requests(model, to_generate, RunMode::Generate);
@@ -205,22 +328,32 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   BenchmarkResult result;
   std::vector<MethodRun> runs;
   profiler::enable(c.trace);
-  for (const PolicyConfig& p : policies) {
+  GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock
+  for (size_t pi = 0; pi < policies.size(); ++pi) {
+    const PolicyConfig& p = policies[pi];
     if (result.interrupted || !result.failure.empty()) break;
-    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", requests.size(), p.method,
-                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), c.batch_size));
+    opt.batch_size = batch_of(pi);
+    const std::vector<DecodeRequest> run_requests =
+        c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size) : requests;
+    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", run_requests.size(), p.method,
+                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), opt.batch_size));
     MethodRun run;
+    run.batch = std::min<int>(opt.batch_size, static_cast<int>(run_requests.size()));
     run.method = p.method;
     run.budget = p.budget;
     run.divide_length = p.budget > 0 ? p.divide_length : 0;
     run.parameters = policy_parameters(p);
     run.warmup = warmup;
     opt.policy = p;
-    const profiler::RunRange nvtx_run(p.budget > 0 ? fmt::format("{}@{}", p.method, p.budget) : p.method);
+    const profiler::RunRange nvtx_run(run_name(p.method, p.budget));
     try {
       for (int rep = 0; rep < warmup + repeat; ++rep) {
-        DecodeOutput out = run_decode(model, requests, opt);
+        DecodeOutput out = run_decode(model, run_requests, opt);
         std::vector<profiler::Event> events = profiler::take_events();
+        if (gpu.tracer) {
+          profiler::GpuRunTrace records = gpu.tracer->take(events);
+          if (rep >= warmup) append_gpu_records(run.gpu, std::move(records));
+        }
         if (rep >= warmup) run.events.insert(run.events.end(), events.begin(), events.end());
         const bool first_measured = rep == warmup || (out.interrupted && run.repetitions.empty());
         if (rep >= warmup && !out.interrupted) run.repetitions.push_back(out.stats);
@@ -235,18 +368,15 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     result.interrupted = run.output.interrupted;
     runs.push_back(std::move(run));
   }
+  finish_gpu_observers(gpu, header, progress);
   const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
   result.document = make_result(header, model, workload, runs, status, result.failure);
   result.steps_csv = render_steps_csv(runs, c.mode);
   if (c.trace) {
-    // One track per run, host phases only on the CPU backend (GPU kernels get their own tracks).
-    nlohmann::json events = nlohmann::json::array();
-    for (size_t i = 0; i < runs.size(); ++i) {
-      const std::string name = runs[i].budget > 0 ? fmt::format("{}@{}", runs[i].method, runs[i].budget) : runs[i].method;
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", int(i) + 1}, {"args", {{"name", name}}}});
-      for (auto& e : profiler::chrome_events(runs[i].events, name, int(i) + 1)) events.push_back(std::move(e));
-    }
-    result.trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}};
+    // One host track per run; traced GPU work on tracks of its own, one per stream.
+    std::vector<profiler::TraceRun> tracks;
+    for (const MethodRun& r : runs) tracks.push_back({run_name(r.method, r.budget), &r.events, r.gpu ? &*r.gpu : nullptr});
+    result.trace = profiler::chrome_trace(tracks);
   }
   profiler::enable(false);
   return result;

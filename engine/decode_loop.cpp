@@ -3,12 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <optional>
 
-#include "engine/fidelity.hpp"
-#include "engine/kv_cache.hpp"
-#include "engine/retained_mass.hpp"
-#include "engine/transformer.hpp"
+#include "engine/decode_backend.hpp"
 #include "profiler/trace.hpp"
 #include "util/errors.hpp"
 
@@ -67,18 +63,16 @@ void validate_requests(const Model& model, const std::vector<DecodeRequest>& req
 
 DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& opt) {
   const ModelConfig& c = model.config;
-  std::unique_ptr<KvPolicy> policy = make_policy(opt.policy, c);
-  validate_requests(model, requests, opt.mode, policy.get());
+  validate_requests(model, requests, opt.mode, make_policy(opt.policy, c).get());
   const int vocab = c.vocab_size;
   const int batch_size = std::max(1, opt.batch_size);
-  Transformer tf(model, std::max(batch_size, opt.prefill_chunk));
-  tf.set_attention_observer(policy->observer());
-  std::vector<float> logits(size_t(batch_size) * vocab);
+  std::unique_ptr<DecodeBackend> backend =
+      opt.cuda ? make_cuda_backend(*opt.cuda, opt.policy) : make_cpu_backend(model, opt.policy, std::max(batch_size, opt.prefill_chunk));
   const bool lockstep = opt.mode == RunMode::Replay && opt.policy.method != "full";
-  std::vector<float> ref_logits(lockstep ? size_t(batch_size) * vocab : 0);
-  RetainedMass retained;  // observes the reference forward
   std::vector<BatchToken> batch;
   batch.reserve(std::max(batch_size, opt.prefill_chunk));
+  std::vector<int> targets;
+  std::vector<StepFidelity> fidelity;
 
   DecodeOutput out;
   out.sequences.resize(requests.size());
@@ -86,21 +80,14 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
 
   for (size_t first = 0; first < requests.size() && !out.interrupted; first += batch_size) {
     const int n = static_cast<int>(std::min<size_t>(batch_size, requests.size() - first));
-    int capacity = 1;
+    int capacity = 1, full_capacity = 1;
     for (int s = 0; s < n; ++s) {
       const DecodeRequest& r = requests[first + s];
-      const int prompt = static_cast<int>(r.prompt.size());
-      capacity = std::max(capacity, policy->capacity(prompt, prompt + steps_of(r, opt.mode)));
+      const int prompt = static_cast<int>(r.prompt.size()), total = prompt + steps_of(r, opt.mode);
+      capacity = std::max(capacity, cache_capacity(opt.policy, prompt, total));
+      full_capacity = std::max(full_capacity, total);
     }
-    KvCache cache(c, n, capacity);
-    std::optional<KvCache> ref_cache;  // full attention, for lockstep replay
-    if (lockstep) {
-      int full_capacity = 1;
-      for (int s = 0; s < n; ++s)
-        full_capacity = std::max(full_capacity, static_cast<int>(requests[first + s].prompt.size()) +
-                                                    steps_of(requests[first + s], opt.mode));
-      ref_cache.emplace(c, n, full_capacity);
-    }
+    backend->begin_batch(n, capacity, lockstep ? full_capacity : 0);
     // Runs the reference forward on the batch the method just consumed (before the method's
     // policy runs, so the method's cache holds what its attention read) and returns its
     // duration, to be left out of the method's timings.
@@ -108,13 +95,10 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       if (!lockstep) return 0.0;
       profiler::Range range("reference forward");
       const auto t0 = Clock::now();
-      retained.snapshot(cache, rows);
-      tf.set_attention_observer(&retained);
-      tf.forward(batch, *ref_cache, ref_logits.data());
-      tf.set_attention_observer(policy->observer());
+      backend->reference_forward(batch, rows);
       return seconds_since(t0);
     };
-    out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, cache.capacity_bytes());
+    out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, backend->capacity_bytes());
     std::vector<Sampler> samplers;
     for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
 
@@ -122,7 +106,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     auto apply_policy = [&](int s, const SequenceProgress& progress) {
       profiler::Range range("compress");
       const auto t0 = Clock::now();
-      const int64_t evicted = policy->after_forward(cache, s, progress);
+      const int64_t evicted = backend->compress(s, progress);
       out.stats.compression_seconds += seconds_since(t0);
       if (evicted > 0) {
         ++out.stats.compression_events;
@@ -133,11 +117,21 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     // What each sequence consumes next and whether it is still running.
     std::vector<int> next_token(n), done(n, 0);
     std::vector<uint64_t> held_bytes(n);  // KV bytes each row held during its last forward
-    auto consume = [&](int s, const float* row, const float* ref_row) {  // logits for the next position
+    // Replay compares every row of the last forward at once (on the device where it ran).
+    auto measure_fidelity = [&](std::span<const int> rows) {
+      if (opt.mode != RunMode::Replay) return;
+      targets.clear();
+      for (int s : rows) targets.push_back(requests[first + s].forced[out.sequences[first + s].tokens.size()]);
+      backend->fidelity(targets, fidelity);
+    };
+    auto consume = [&](int s, int row) {  // the last forward's logits row `row` is for s's next position
       const DecodeRequest& r = requests[first + s];
       SequenceOutcome& o = out.sequences[first + s];
       o.kv_bytes.push_back(held_bytes[s]);
-      if (lockstep) o.retained_mass.push_back(static_cast<float>(retained.take(s)));
+      if (lockstep) {
+        const double mass = backend->take_retained_mass(s);
+        if (!std::isnan(mass)) o.retained_mass.push_back(static_cast<float>(mass));
+      }
       if (opt.mode == RunMode::Throughput) {
         next_token[s] = r.forced[o.tokens.size()];
         o.tokens.push_back(next_token[s]);
@@ -146,23 +140,20 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
           done[s] = 1;
         }
       } else if (opt.mode == RunMode::Replay) {
-        const int i = static_cast<int>(o.tokens.size());
-        const int target = r.forced[i];
-        // Without a lockstep reference the method is full attention itself.
-        const StepFidelity f = compare_logits(lockstep ? ref_row : row, row, vocab, target);
+        const StepFidelity& f = fidelity[row];
         o.target_logprob.push_back(static_cast<float>(f.method_logprob));
         o.predicted.push_back(f.method_argmax);
         o.kl.push_back(static_cast<float>(f.kl));
         o.full_logprob.push_back(static_cast<float>(f.full_logprob));
         o.full_predicted.push_back(f.full_argmax);
-        o.tokens.push_back(target);
-        next_token[s] = target;
-        if (static_cast<int>(o.tokens.size()) == static_cast<int>(r.forced.size())) {
+        next_token[s] = r.forced[o.tokens.size()];
+        o.tokens.push_back(next_token[s]);
+        if (o.tokens.size() == r.forced.size()) {
           o.stop_reason = "end_of_trace";
           done[s] = 1;
         }
       } else {
-        const int tok = samplers[s].sample(row, vocab);
+        const int tok = samplers[s].sample(backend->host_logits(row), vocab);
         o.tokens.push_back(tok);
         next_token[s] = tok;
         if (is_stop_token(model, tok)) {
@@ -185,18 +176,19 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       profiler::Range range("prefill");
       const auto t0 = Clock::now();
       const int len = static_cast<int>(r.prompt.size());
-      policy->begin_sequence(s);
+      backend->begin_sequence(s);
       const int row[] = {s};
       for (int at = 0; at < len; at += opt.prefill_chunk) {
         const int end = std::min(len, at + opt.prefill_chunk);
         batch.clear();
         for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
-        tf.forward(batch, cache, logits.data());
+        backend->forward(batch);
         reference_seconds += reference_forward(row);
       }
-      held_bytes[s] = cache.sequence_bytes(s);
+      held_bytes[s] = backend->sequence_bytes(s);
+      measure_fidelity(row);
       apply_policy(s, SequenceProgress{len, len, true});
-      consume(s, logits.data(), ref_logits.data());
+      consume(s, 0);
       o.prefill_seconds = seconds_since(t0) - reference_seconds;
       reference_seconds = 0;
       out.stats.prefill_seconds += o.prefill_seconds;
@@ -223,26 +215,26 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       }
       profiler::Range range("decode step");
       const auto t0 = Clock::now();
-      tf.forward(batch, cache, logits.data());
+      backend->forward(batch);
       const double forward_seconds = seconds_since(t0);
       uint64_t step_bytes = 0;
-      for (int s : rows) step_bytes += held_bytes[s] = cache.sequence_bytes(s);
-      out.stats.step_kv_slots.push_back(double(step_bytes) / cache.bytes_per_slot() / (double(c.n_layers) * c.n_kv_heads) /
-                                        rows.size());
+      for (int s : rows) step_bytes += held_bytes[s] = backend->sequence_bytes(s);
+      out.stats.step_kv_slots.push_back(double(step_bytes) / backend->bytes_per_slot() /
+                                        (double(c.n_layers) * c.n_kv_heads) / rows.size());
       reference_forward(rows);
+      measure_fidelity(rows);
       const auto t1 = Clock::now();
       for (size_t i = 0; i < rows.size(); ++i) {
         const int s = rows[i];
         apply_policy(s, SequenceProgress{static_cast<int>(requests[first + s].prompt.size()), batch[i].pos + 1, false});
       }
       const double dt = forward_seconds + seconds_since(t1);
-      for (size_t i = 0; i < rows.size(); ++i)
-        consume(rows[i], logits.data() + i * vocab, lockstep ? ref_logits.data() + i * vocab : nullptr);
+      for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], static_cast<int>(i));
       out.stats.step_seconds.push_back(dt);
       out.stats.decode_seconds += dt;
       out.stats.decode_tokens += static_cast<int64_t>(batch.size());
     }
-    out.stats.kv_peak_bytes = std::max(out.stats.kv_peak_bytes, cache.peak_bytes());
+    out.stats.kv_peak_bytes = std::max(out.stats.kv_peak_bytes, backend->peak_bytes());
   }
   if (out.interrupted) {
     // Sequences never started keep empty outcomes; drop them so the result holds only what ran.

@@ -1,7 +1,8 @@
 #pragma once
 // The decode loop: prefill each sequence's prompt, then step a batch of sequences one token at a
 // time, either generating (sampling) or replaying a given continuation (teacher forcing), and
-// time every phase. Measurement (timers) stays here; what is measured is the Transformer.
+// time every phase. Measurement (timers) stays here; what is measured is the backend's forward
+// pass and policy (engine/decode_backend.hpp), on the CPU or a GPU.
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -12,6 +13,8 @@
 #include "engine/sampler.hpp"
 
 namespace kvb {
+
+class CudaTransformer;
 
 // Generate: sample; Replay: feed a given continuation and compare with full attention;
 // Throughput: feed a given continuation as fast as possible (no comparison), for tokens/s.
@@ -68,6 +71,7 @@ struct DecodeOptions {
   int prefill_chunk = 512;                  // prompt tokens per forward call
   PolicyConfig policy;                      // which KV-cache method, at which budget
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
+  CudaTransformer* cuda = nullptr;          // the GPU engine (weights already on the device); nullptr: CPU
 };
 
 // In replay mode a budgeted method is run in lockstep with full attention: every step feeds the

@@ -36,6 +36,7 @@ GpuQuery query_gpus() {
     g.memory_bus_bits = p.memoryBusWidth;
     g.driver_version = driver;
     g.runtime_version = runtime;
+    g.pci_bus_id = fmt::format("{:08X}:{:02X}:{:02X}.0", p.pciDomainID, p.pciBusID, p.pciDeviceID);
     q.gpus.push_back(g);
   }
   if (q.gpus.empty()) q.why_none = "CUDA devices reported but none could be queried";

@@ -17,6 +17,7 @@ struct GpuInfo {
   int memory_bus_bits = 0;
   int driver_version = 0;   // CUDA driver API version, e.g. 13000
   int runtime_version = 0;  // CUDA runtime linked into kvbench
+  std::string pci_bus_id;   // "00000000:3B:00.0", as NVML and nvidia-smi name the board
 };
 
 struct GpuQuery {

@@ -27,6 +27,10 @@ void enable(bool on) {
 
 bool enabled() { return g_enabled; }
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - g_origin).count();
+}
+
 std::vector<Event> take_events() { return std::exchange(g_events, {}); }
 
 void Range::begin() {
@@ -54,30 +58,33 @@ RunRange::RunRange(const std::string&) {}
 RunRange::~RunRange() {}
 #endif
 
+void DurationRow::add(double ms) {
+  min_ms = calls == 0 ? ms : std::min(min_ms, ms);
+  max_ms = std::max(max_ms, ms);
+  total_ms += ms;
+  ++calls;
+}
+
+nlohmann::json DurationRow::to_json(const std::string& name, double of_ms) const {
+  return {{"name", name},
+          {"calls", calls},
+          {"total_ms", total_ms},
+          {"mean_ms", calls > 0 ? total_ms / calls : 0.0},
+          {"min_ms", min_ms},
+          {"max_ms", max_ms},
+          {"share", of_ms > 0 ? total_ms / of_ms : 0.0}};
+}
+
+void sort_heaviest_first(nlohmann::json& rows) {
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a["total_ms"] > b["total_ms"]; });
+}
+
 nlohmann::json op_table(const std::vector<Event>& events, double total_ms) {
-  struct Row {
-    int64_t calls = 0;
-    double total = 0, min = 0, max = 0;
-  };
-  std::map<std::string, Row> rows;
-  for (const Event& e : events) {
-    Row& r = rows[e.name];
-    const double ms = e.duration_ns * 1e-6;
-    r.min = r.calls == 0 ? ms : std::min(r.min, ms);
-    r.max = std::max(r.max, ms);
-    r.total += ms;
-    ++r.calls;
-  }
+  std::map<std::string, DurationRow> rows;
+  for (const Event& e : events) rows[e.name].add(e.duration_ns * 1e-6);
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& [name, r] : rows)
-    out.push_back({{"name", name},
-                   {"calls", r.calls},
-                   {"total_ms", r.total},
-                   {"mean_ms", r.total / r.calls},
-                   {"min_ms", r.min},
-                   {"max_ms", r.max},
-                   {"share", total_ms > 0 ? r.total / total_ms : 0.0}});
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a["total_ms"] > b["total_ms"]; });
+  for (const auto& [name, r] : rows) out.push_back(r.to_json(name, total_ms));
+  sort_heaviest_first(out);
   return out;
 }
 

@@ -24,6 +24,10 @@ struct Event {
 void enable(bool on);
 bool enabled();
 
+// Nanoseconds since the profiler was last enabled: the clock of Event::start_ns, which GPU
+// records are converted to (profiler/gpu_activity.hpp).
+int64_t now_ns();
+
 // Events recorded since the last take (in the order the ranges closed).
 std::vector<Event> take_events();
 
@@ -60,6 +64,18 @@ class RunRange {
   RunRange(const RunRange&) = delete;
   RunRange& operator=(const RunRange&) = delete;
 };
+
+// Calls and total / min / max milliseconds of one row of a per-op or per-kernel table.
+struct DurationRow {
+  int64_t calls = 0;
+  double total_ms = 0, min_ms = 0, max_ms = 0;
+  void add(double ms);
+  // {name, calls, total_ms, mean_ms, min_ms, max_ms, share} with share = total_ms / of_ms (0 when of_ms is 0).
+  nlohmann::json to_json(const std::string& name, double of_ms) const;
+};
+
+// Orders table rows by total_ms, heaviest first.
+void sort_heaviest_first(nlohmann::json& rows);
 
 // Per name: calls, total / mean / min / max milliseconds, and the share of `total_ms`.
 nlohmann::json op_table(const std::vector<Event>& events, double total_ms);

@@ -23,7 +23,8 @@ json gpus_to_json(const GpuQuery& q) {
     list.push_back({{"index", g.index}, {"name", g.name}, {"sm_count", g.sm_count},
                     {"compute_capability", fmt::format("{}.{}", g.compute_major, g.compute_minor)},
                     {"memory_bytes", g.memory_bytes}, {"memory_bus_bits", g.memory_bus_bits},
-                    {"driver_version", g.driver_version}, {"runtime_version", g.runtime_version}});
+                    {"driver_version", g.driver_version}, {"runtime_version", g.runtime_version},
+                    {"pci_bus_id", g.pci_bus_id}});
   return list;
 }
 
@@ -32,7 +33,7 @@ json host_to_json(const HostInfo& h) {
           {"os", h.os}, {"hostname", h.hostname}};
 }
 
-json model_to_json(const Model& m) {
+json model_to_json(const Model& m, const std::string& compute_dtype) {
   const ModelConfig& c = m.config;
   json files = json::array();
   for (const ModelFile& f : m.info.files) files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}});
@@ -48,7 +49,7 @@ json model_to_json(const Model& m) {
           {"synthetic", m.info.synthetic},
           {"architecture", to_string(c.arch)},
           {"stored_dtype", m.info.stored_dtype},
-          {"compute_dtype", "f32"},
+          {"compute_dtype", compute_dtype},
           {"parameters", c.parameter_count()},
           {"layers", c.n_layers},
           {"hidden", c.dim},
@@ -164,7 +165,8 @@ json policy_parameters(const PolicyConfig& p) {
   return json::object();
 }
 
-json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode) {
+json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode,
+                 uint64_t weights_bytes) {
   const DecodeStats& st = run.output.stats;
   std::map<std::string, const WorkloadItem*> items;
   for (const WorkloadItem& item : workload.items) items[item.id] = &item;
@@ -223,7 +225,7 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
       {"decode", {{"tokens", st.decode_tokens}, {"steps", st.step_seconds.size()}, {"seconds", st.decode_seconds},
                   {"tokens_per_s", rate(st.decode_tokens, st.decode_seconds)},
                   {"step_latency_ms", summary_ms(st.step_seconds)}}},
-      {"memory", {{"weights_bytes", model.weights.bytes()}, {"kv_bytes_peak", st.kv_peak_bytes},
+      {"memory", {{"weights_bytes", weights_bytes}, {"kv_bytes_peak", st.kv_peak_bytes},
                   {"kv_bytes_allocated", st.kv_capacity_bytes},
                   {"kv_bytes_per_sequence_mean", kv_steps > 0 ? double(kv_sum) / kv_steps : 0.0},
                   {"kv_bytes_per_sequence_peak", kv_max}, {"peak_rss_bytes", run.peak_rss_bytes}}}};
@@ -258,6 +260,7 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
     for (const profiler::Event& e : run.events) top_ms += e.depth == 0 ? e.duration_ns * 1e-6 : 0.0;
     measurements["profile"] = profiler::op_table(run.events, top_ms);
   }
+  if (run.gpu) measurements["gpu_profile"] = profiler::gpu_profile(*run.gpu);
   if (mode == RunMode::Throughput) {
     std::vector<double> ttft;
     for (const SequenceOutcome& o : run.output.sequences) ttft.push_back(o.prefill_seconds);
@@ -280,6 +283,7 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
   return {{"method", run.method},
           {"budget", run.budget > 0 ? json(run.budget) : json(nullptr)},
           {"divide_length", run.divide_length > 0 ? json(run.divide_length) : json(nullptr)},
+          {"batch", run.batch},
           {"parameters", run.parameters},
           {"interrupted", run.output.interrupted},
           {"measurements", measurements},
@@ -290,7 +294,11 @@ json make_result(const ResultHeader& h, const Model& model, const Workload& work
                  const std::vector<MethodRun>& runs, const std::string& status, const std::string& error) {
   const RunSettings& s = h.settings;
   json runs_json = json::array();
-  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, workload, s.mode));
+  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, workload, s.mode, s.weights_bytes > 0 ? s.weights_bytes : model.weights.bytes()));
+  json device = {{"kind", s.device}, {"threads", s.threads}, {"gpus", gpus_to_json(h.gpus)},
+                 {"gpus_note", h.gpus.gpus.empty() ? json(h.gpus.why_none) : json(nullptr)},
+                 {"gpu_telemetry", h.gpu_telemetry}};
+  if (!h.gpu_trace.is_null()) device["gpu_trace"] = h.gpu_trace;
   json doc = {{"schema_version", kResultSchemaVersion},
               {"tool", {{"name", "kvbench"}, {"version", build::kVersion}, {"git_commit", build::kGitCommit}}},
               {"command_line", h.command_line},
@@ -299,14 +307,13 @@ json make_result(const ResultHeader& h, const Model& model, const Workload& work
               {"status", status},
               {"synthetic", model.info.synthetic},
               {"host", host_to_json(h.host)},
-              {"device", {{"kind", s.device}, {"threads", s.threads}, {"gpus", gpus_to_json(h.gpus)},
-                          {"gpus_note", h.gpus.gpus.empty() ? json(h.gpus.why_none) : json(nullptr)}}},
-              {"model", model_to_json(model)},
+              {"device", std::move(device)},
+              {"model", model_to_json(model, s.compute_dtype)},
               {"workload", {{"source", workload.source}, {"format", workload.format}, {"sha256", workload.sha256},
                             {"sequences", workload.items.size()}}},
               {"settings", {{"mode", to_string(s.mode)}, {"max_new_tokens", s.max_new_tokens},
                             {"temperature", s.sampling.temperature}, {"top_p", s.sampling.top_p},
-                            {"seed", s.sampling.seed}, {"batch", s.batch_size}}},
+                            {"seed", s.sampling.seed}, {"batch", s.batch_size > 0 ? json(s.batch_size) : json("auto")}}},
               {"runs", runs_json}};
   if (!error.empty()) doc["error"] = error;
   return doc;

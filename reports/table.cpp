@@ -5,19 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "util/byte_size.hpp"
+
 namespace kvb {
 
 using nlohmann::json;
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.2f} {}", b, units[u]);
-}
 
 std::string markdown_table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(head.size());
@@ -35,6 +27,51 @@ std::string markdown_table(const std::vector<std::string>& head, const std::vect
   for (const auto& r : rows) out += line(r);
   return out;
 }
+
+namespace {
+
+// "method@budget", or the method alone when unbounded.
+std::string run_label(const json& run) {
+  std::string label = run["method"].get<std::string>();
+  if (!run["budget"].is_null()) label += fmt::format("@{}", run["budget"].get<int>());
+  return label;
+}
+
+// Long template instantiations would widen the whole table; the result keeps the full name.
+std::string short_kernel_name(const std::string& name) {
+  constexpr size_t kMax = 60;
+  return name.size() <= kMax ? name : name.substr(0, kMax - 3) + "...";
+}
+
+// The phase that spent most of a kernel's time, with its part of that time: "attention (92%)".
+std::string main_phase(const json& kernel) {
+  std::string best = "-";
+  double best_ms = -1;
+  for (const auto& [phase, ms] : kernel["phase_ms"].items())
+    if (ms.get<double>() > best_ms) {
+      best = phase;
+      best_ms = ms.get<double>();
+    }
+  const double total = kernel["total_ms"].get<double>();
+  return total > 0 ? fmt::format("{} ({:.0f}%)", best, 100 * best_ms / total) : best;
+}
+
+// --trace on a GPU: each run's kernels, heaviest first (empty when no run was traced on a GPU).
+std::string gpu_kernel_table(const json& doc) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& run : doc["runs"]) {
+    if (!run["measurements"].contains("gpu_profile")) continue;
+    for (const json& k : run["measurements"]["gpu_profile"]["kernels"])
+      rows.push_back({run_label(run), short_kernel_name(k["name"].get<std::string>()),
+                      std::to_string(k["calls"].get<int64_t>()), fmt::format("{:.3f}", k["total_ms"].get<double>()),
+                      fmt::format("{:.4f}", k["mean_ms"].get<double>()), fmt::format("{:.1f}%", 100 * k["share"].get<double>()),
+                      main_phase(k)});
+  }
+  if (rows.empty()) return {};
+  return "\n" + markdown_table({"run", "kernel", "calls", "total ms", "mean ms", "share", "main phase"}, rows);
+}
+
+}  // namespace
 
 std::string render_summary_table(const json& doc) {
   const json& model = doc["model"];
@@ -59,8 +96,7 @@ std::string render_summary_table(const json& doc) {
   std::vector<std::vector<std::string>> rows;
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
-    std::string method = run["method"].get<std::string>();
-    if (!run["budget"].is_null()) method += fmt::format("@{}", run["budget"].get<int>());
+    const std::string method = run_label(run);
     const double peak = m["memory"]["kv_bytes_per_sequence_peak"].get<double>();
     std::vector<std::string> r = {
         method,
@@ -100,14 +136,17 @@ std::string render_summary_table(const json& doc) {
   std::vector<std::vector<std::string>> ops;
   for (const json& run : doc["runs"]) {
     if (!run["measurements"].contains("profile")) continue;
-    std::string method = run["method"].get<std::string>();
-    if (!run["budget"].is_null()) method += fmt::format("@{}", run["budget"].get<int>());
     for (const json& op : run["measurements"]["profile"])
-      ops.push_back({method, op["name"].get<std::string>(), std::to_string(op["calls"].get<int64_t>()),
+      ops.push_back({run_label(run), op["name"].get<std::string>(), std::to_string(op["calls"].get<int64_t>()),
                      fmt::format("{:.3f}", op["total_ms"].get<double>()), fmt::format("{:.4f}", op["mean_ms"].get<double>()),
                      fmt::format("{:.1f}%", 100 * op["share"].get<double>())});
   }
   if (!ops.empty()) out += "\n" + markdown_table({"run", "op", "calls", "total ms", "mean ms", "share"}, ops);
+  out += gpu_kernel_table(doc);
+  // A throttled GPU makes every timing above suspect: say so under the tables (older results have no telemetry).
+  const json& telemetry = doc["device"].value("gpu_telemetry", json::object());
+  if (telemetry.contains("warning") && telemetry["warning"].is_string())
+    out += "\nwarning: " + telemetry["warning"].get<std::string>() + "\n";
   return out;
 }
 

@@ -13,7 +13,4 @@ std::string markdown_table(const std::vector<std::string>& head, const std::vect
 
 std::string render_summary_table(const nlohmann::json& result);
 
-// "1.50 MiB" style sizes.
-std::string human_bytes(double bytes);
-
 }  // namespace kvb

@@ -165,7 +165,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q --top-p 1.5", "--top-p"},
                       BadInput{"run -q --temperature -1", "--temperature"},
                       BadInput{"run -q --batch 0", "--batch"},
-                      BadInput{"run -q --device cuda", "--device cuda"},
+                      BadInput{"run -q --batch lots", "--batch lots"},
+                      BadInput{"run -q --device cpu --batch auto", "--batch auto"},
+                      BadInput{"run -q --device cuda:x", "--device cuda:x"},
+                      BadInput{"run -q --device cuda:99", "--device cuda:99"},
                       BadInput{"run -q --device tpu", "--device tpu"},
                       BadInput{"run -q -n 5000", "exceeds the model's context"},
                       BadInput{"run -q --workload builtin:nothing", "nothing"},
@@ -245,6 +248,24 @@ TEST(CliRun, OfficialStatsAreRefusedForAnotherModel) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(error_line(r.output).find(pt.string()), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "result.json"));
+}
+
+TEST(CliRun, ThroughputModeRepeatsItemsToFillTheBatch) {
+  TempDir dir;
+  CommandResult r = run_kvbench("run -q --device cpu --mode throughput --method full -n 12 --batch 6 --repeat 1 "
+                                "--warmup 0 --out " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto doc = read_result(dir.path());
+  const auto& run = doc["runs"][0];
+  EXPECT_EQ(run["batch"], 6);
+  ASSERT_EQ(run["sequences"].size(), 6u);
+  size_t items = 0;  // the workload's own items come first, then the repeats
+  while (items < 6 && run["sequences"][items]["id"].get<std::string>().find('#') == std::string::npos) ++items;
+  ASSERT_GT(items, 0u);
+  ASSERT_LT(items, 6u);
+  for (size_t k = items; k < 6; ++k)
+    EXPECT_EQ(run["sequences"][k]["id"], run["sequences"][k % items]["id"].get<std::string>() + "#" + std::to_string(k / items));
+  EXPECT_EQ(run["measurements"]["decode"]["steps"], 11);  // 12 tokens: the first comes from the prefill
 }
 
 TEST(CliRun, ThroughputModeTimesSyntheticTracesWithoutComparisons) {

@@ -303,6 +303,91 @@ TEST(CudaAttentionArgs, UnsupportedHeadDimFailsClearly) {
   }
 }
 
+// slot_attention's two reductions against the weights cpu::attention_head computes: per-slot
+// sums over tokens and query heads (H2O) and, per sequence, the weight on a random half of the
+// positions (retained mass; the bitmap built by mark_held_positions from a second cache holding
+// those positions).
+TEST_F(CudaAttention, SlotWeightsMatchCpu) {
+  std::mt19937 rng(77);
+  for (int hd : {64, 128})
+    for (const Gqa g : kGqa) {
+      const int n_heads = g.n_kv * g.group, cap = 700;
+      const std::vector<int> lens{1, 129, 650};
+      const int n_seqs = int(lens.size());
+      HostCache cache(n_seqs, g.n_kv, cap, hd), holder(n_seqs, g.n_kv, cap, hd);
+      std::vector<int32_t> seq, pos;
+      for (int s = 0; s < n_seqs; ++s) {
+        for (int h = 0; h < g.n_kv; ++h) {
+          const std::vector<int32_t> p = random_positions(lens[s], lens[s] + 3, rng);
+          cache.fill(s, h, p, rng);
+          std::vector<int32_t> half(p.begin(), p.begin() + (p.size() + 1) / 2);
+          holder.fill(s, h, half, rng);
+        }
+        seq.push_back(s);  // a decode token per sequence, and a second, earlier one (prefill-like)
+        pos.push_back(lens[s] + 2);
+        seq.push_back(s);
+        pos.push_back(lens[s] / 2);
+      }
+      const int n = int(seq.size());
+      std::vector<float> q(size_t(n) * n_heads * hd);
+      for (float& x : q) x = uniform(rng, -1.0f, 1.0f);
+      std::vector<float> kf(cache.k.size()), vf(cache.v.size()), out(hd), probs(cap);
+      for (size_t i = 0; i < kf.size(); ++i) kf[i] = float_from_bf16(cache.k[i]);
+      for (size_t i = 0; i < vf.size(); ++i) vf[i] = float_from_bf16(cache.v[i]);
+      std::vector<double> want_scores(cache.positions.size(), 0.0), want_mass(n_seqs, 0.0);
+      for (int i = 0; i < n; ++i)
+        for (int h = 0; h < n_heads; ++h) {
+          const size_t hb = cache.head(seq[i], h / g.group);
+          const int len = cache.lengths[hb];
+          std::fill(probs.begin(), probs.end(), 0.0f);
+          cpu::attention_head(out.data(), probs.data(), q.data() + (size_t(i) * n_heads + h) * hd,
+                              kf.data() + hb * cap * hd, vf.data() + hb * cap * hd, cache.positions.data() + hb * cap,
+                              len, pos[i], hd);
+          const int32_t* held_begin = holder.positions.data() + hb * cap;
+          const int32_t* held_end = held_begin + holder.lengths[hb];
+          for (int j = 0; j < len; ++j) {
+            if (cache.positions[hb * cap + j] > pos[i]) continue;
+            want_scores[hb * cap + j] += probs[j];
+            if (std::find(held_begin, held_end, cache.positions[hb * cap + j]) != held_end) want_mass[seq[i]] += probs[j];
+          }
+        }
+
+      cuda::DeviceBuffer<bf16> dk(cache.k, "k");
+      cuda::DeviceBuffer<int32_t> dpositions(cache.positions, "positions"), dlengths(cache.lengths, "lengths");
+      cuda::DeviceBuffer<int32_t> hpositions(holder.positions, "holder positions"), hlengths(holder.lengths, "holder lengths");
+      cuda::DeviceBuffer<int32_t> dseq(seq, "seq"), dpos(pos, "pos");
+      cuda::DeviceBuffer<float> dq(q, "q"), dscores(cache.positions.size(), "scores"), dmass(n_seqs, "mass");
+      const int words = (cap + 31) / 32;
+      cuda::DeviceBuffer<uint32_t> dheld(size_t(n_seqs) * g.n_kv * words, "held");
+      dscores.fill(0);
+      dmass.fill(0);
+      dheld.fill(0xff);  // mark_held_positions must clear it
+      cuda::mark_held_positions(dheld.get(), hpositions.get(), hlengths.get(), n_seqs * g.n_kv, cap, words);
+      cuda::slot_attention(dq.get(), dk.get(), dpositions.get(), dlengths.get(), dseq.get(), dpos.get(), n, n_heads,
+                           g.n_kv, hd, cap, dscores.get(), dheld.get(), words, dmass.get());
+      cuda::synchronize("slot_attention test");
+      const std::string what = "hd " + std::to_string(hd) + " n_kv " + std::to_string(g.n_kv) + " group " +
+                               std::to_string(g.group);
+      const std::vector<uint32_t> held = dheld.download();
+      for (int s = 0; s < n_seqs; ++s)
+        for (int h = 0; h < g.n_kv; ++h) {
+          const size_t hb = holder.head(s, h);
+          int bits = 0;
+          for (int w = 0; w < words; ++w) bits += __builtin_popcount(held[hb * words + w]);
+          ASSERT_EQ(bits, holder.lengths[hb]) << what << ": held bits of sequence " << s << " kv head " << h;
+          for (int j = 0; j < holder.lengths[hb]; ++j) {
+            const int p = holder.positions[hb * cap + j];
+            ASSERT_TRUE(held[hb * words + p / 32] >> (p % 32) & 1u) << what << ": position " << p;
+          }
+        }
+      const std::vector<float> got_scores = dscores.download(), got_mass = dmass.download();
+      for (size_t j = 0; j < got_scores.size(); ++j)
+        ASSERT_NEAR(got_scores[j], want_scores[j], 1e-4 + 1e-3 * want_scores[j]) << what << ": slot score " << j;
+      for (int s = 0; s < n_seqs; ++s)
+        ASSERT_NEAR(got_mass[s], want_mass[s], 1e-4 + 1e-3 * want_mass[s]) << what << ": mass of sequence " << s;
+    }
+}
+
 TEST(CudaAttentionArgs, WorkspaceSizedForTheLargestBatchServesEverySmallerOne) {
   // Callers size the workspace once, for their largest batch; decode then runs with n = 1.
   for (int cap : {1, 255, 257, 8200, 131072})

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -22,6 +23,7 @@
 #include "engine/kv_cache.hpp"
 #include "kernels/cuda/compression_cuda.hpp"
 #include "kernels/cuda/device_buffer.hpp"
+#include "kernels/cuda/ops_cuda.hpp"
 #endif
 
 namespace kvb {
@@ -435,6 +437,38 @@ void check_compact(int len, int k, int d, std::mt19937& rng) {
   for (size_t i = 0; i < got_v.size(); ++i) ASSERT_EQ(got_v[i], want_v[i]) << what << " value element " << i;
 }
 
+TEST_F(CudaCompression, CompactMovesSlotScoresWithTheirSlots) {
+  // Slot j holds position 100 + j and score j: after compaction every slot's score still names
+  // its position.
+  const int len = 300, k = 120, d = 8;
+  std::mt19937 rng(3);
+  std::vector<int32_t> pos(len);
+  std::vector<float> score(len);
+  for (int j = 0; j < len; ++j) {
+    pos[j] = 100 + j;
+    score[j] = float(j);
+  }
+  std::vector<int32_t> keep(len);
+  std::iota(keep.begin(), keep.end(), 0);
+  std::shuffle(keep.begin(), keep.end(), rng);
+  keep.resize(k);
+  cuda::DeviceBuffer<bf16> dk(size_t(len) * d, "keys"), dv(size_t(len) * d, "values");
+  cuda::DeviceBuffer<int32_t> dp(pos, "positions"), dl(std::vector<int32_t>{len}, "length"), dkeep(keep, "keep");
+  cuda::DeviceBuffer<float> ds(score, "scores");
+  dk.fill(0);
+  dv.fill(0);
+  cuda::compact(dk.get(), dv.get(), dp.get(), dl.get(), dkeep.get(), k, len, d, ds.get());
+  cuda::synchronize("compact with scores test");
+  const std::vector<int32_t> got_p = dp.download();
+  const std::vector<float> got_s = ds.download();
+  std::vector<int32_t> kept(got_p.begin(), got_p.begin() + k), want;
+  for (int j : keep) want.push_back(100 + j);
+  std::sort(kept.begin(), kept.end());
+  std::sort(want.begin(), want.end());
+  ASSERT_EQ(kept, want);
+  for (int j = 0; j < k; ++j) ASSERT_EQ(got_s[j], float(got_p[j] - 100)) << "slot " << j;
+}
+
 TEST_F(CudaCompression, CompactMatchesKvCacheSlotForSlot) {
   std::mt19937 rng(79);
   for (int d : {64, 128})
@@ -479,6 +513,112 @@ TEST_F(CudaCompression, WindowAttentionWithoutWindowQueriesIsZero) {
   cuda::window_attention(out.get(), q.get(), 0, 1, keys.get(), 5, 4);
   cuda::synchronize("window_attention W=0");
   for (float v : out.download()) ASSERT_EQ(v, 0.0f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tri_group_combine, weighted_difference, store_window_queries
+
+// TriAttentionPolicy's combination on the CPU: per candidate, the group max of raw + noise,
+// assigned, maxed or added divided by `divisor` into agg.
+std::vector<float> tri_combine_reference(std::vector<float> agg, const std::vector<float>& raw, int group, int n,
+                                         const std::vector<int32_t>& pos, uint64_t seed, uint64_t event,
+                                         uint64_t head_key, int mode, float divisor) {
+  for (int c = 0; c < n; ++c) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int h = 0; h < group; ++h) {
+      const float noise = 1e-6f * cpu::hashed_uniform(seed, event, ((head_key + h) << 32) | uint32_t(pos[c]));
+      m = std::max(m, raw[size_t(h) * n + c] + noise);
+    }
+    agg[c] = mode == cuda::kTriAssign ? m : mode == cuda::kTriMax ? std::max(agg[c], m) : agg[c] + m / divisor;
+  }
+  return agg;
+}
+
+TEST_F(CudaCompression, TriGroupCombineMatchesCpuBitForBit) {
+  std::mt19937 rng(31);
+  for (int group : {1, 4, 7}) {
+    for (int n : {1, 129, 1000}) {
+      for (int mode : {cuda::kTriAssign, cuda::kTriMax, cuda::kTriAddDivided}) {
+        const auto raw = random_vector(size_t(group) * n, rng, -3.0f, 3.0f);
+        const auto agg = random_vector(size_t(n), rng, -1.0f, 1.0f);
+        std::vector<int32_t> pos(n);
+        for (int c = 0; c < n; ++c) pos[c] = 3 * c + 11;
+        const auto want = tri_combine_reference(agg, raw, group, n, pos, 7, 2, 40, mode, 28.0f);
+        cuda::DeviceBuffer<float> draw(raw, "raw"), dagg(agg, "agg");
+        cuda::DeviceBuffer<int32_t> dpos(pos, "positions");
+        cuda::tri_group_combine(dagg.get(), draw.get(), group, n, dpos.get(), 7, 2, 40, mode, 28.0f);
+        cuda::synchronize("tri_group_combine test");
+        const auto got = dagg.download();
+        for (int c = 0; c < n; ++c)
+          ASSERT_EQ(got[c], want[c]) << "group " << group << " n " << n << " mode " << mode << " at " << c;
+      }
+    }
+  }
+}
+
+TEST_F(CudaCompression, WeightedDifferenceMatchesCpuBitForBit) {
+  std::mt19937 rng(5);
+  const int n = 1001;
+  const auto a = random_vector(n, rng, 0.0f, 1.0f), b = random_vector(n, rng, 0.0f, 1.0f);
+  cuda::DeviceBuffer<float> da(a, "a"), db(b, "b"), out(n, "out");
+  out.fill(0xff);
+  cuda::weighted_difference(out.get(), da.get(), db.get(), 0.1f, n);
+  cuda::synchronize("weighted_difference test");
+  const auto got = out.download();
+  for (int i = 0; i < n; ++i) ASSERT_EQ(got[i], 0.1f * a[i] - (1.0f - 0.1f) * b[i]) << "at " << i;
+}
+
+TEST_F(CudaCompression, WindowQueriesKeepTheLastWindowOfEachSequence) {
+  // Two sequences, 4 query heads in 2 groups of 2, head_dim 3, window 4; one batch holds 9 tokens
+  // of sequence 1 (positions 0..8) and one of sequence 0 (position 5). Query values name their
+  // token and head, so the ring can be checked slot by slot.
+  const int n_heads = 4, group = 2, hd = 3, window = 4, layers = 2, layer = 1, n_kv = n_heads / group;
+  std::vector<int32_t> seq, pos;
+  for (int p = 0; p < 9; ++p) {
+    seq.push_back(1);
+    pos.push_back(p);
+  }
+  seq.push_back(0);
+  pos.push_back(5);
+  const int n = static_cast<int>(seq.size());
+  std::vector<float> q(size_t(n) * n_heads * hd);
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < n_heads; ++h)
+      for (int c = 0; c < hd; ++c) q[(size_t(i) * n_heads + h) * hd + c] = 100.0f * i + 10.0f * h + c;
+  std::vector<int32_t> which;  // the last `window` tokens of sequence 1, and sequence 0's token
+  for (int i = 9 - window; i < n; ++i) which.push_back(i);
+  const size_t ring_floats = size_t(2) * layers * n_kv * window * group * hd;
+  cuda::DeviceBuffer<float> ring(ring_floats, "ring"), dq(q, "q");
+  cuda::DeviceBuffer<int32_t> dwhich(which, "which"), dseq(seq, "seq"), dpos(pos, "pos");
+  ring.fill(0xff);
+  cuda::store_window_queries(ring.get(), dq.get(), dwhich.get(), static_cast<int>(which.size()), dseq.get(), dpos.get(),
+                             n_heads, group, hd, window, layer, layers);
+  cuda::synchronize("store_window_queries test");
+  const auto got = ring.download();
+  for (int i : which)
+    for (int h = 0; h < n_heads; ++h) {
+      const size_t block = (size_t(seq[i]) * layers + layer) * n_kv + h / group;
+      const float* slot = got.data() + ((block * window + pos[i] % window) * group + h % group) * hd;
+      for (int c = 0; c < hd; ++c) ASSERT_EQ(slot[c], q[(size_t(i) * n_heads + h) * hd + c]) << "token " << i << " head " << h;
+    }
+  // Layer 0 was not written.
+  for (size_t at = 0; at < size_t(n_kv) * window * group * hd; ++at) ASSERT_TRUE(std::isnan(got[at]));
+}
+
+TEST_F(CudaCompression, SyntheticFillMatchesTheHostValues) {
+  const int64_t n = 70001;
+  cuda::DeviceBuffer<float> f(n, "f32");
+  cuda::DeviceBuffer<bf16> b(n, "bf16");
+  cuda::synthetic_fill(f.get(), n, 0x1234abcdull, 0.05f, 1.0f);
+  cuda::synthetic_fill(b.get(), n, 0x1234abcdull, 0.05f, 1.0f);
+  cuda::synchronize("synthetic_fill test");
+  const auto gf = f.download();
+  const auto gb = b.download();
+  for (int64_t i = 0; i < n; ++i) {
+    const float want = synthetic_value(0x1234abcdull, uint64_t(i), 0.05f, 1.0f);
+    ASSERT_EQ(gf[i], want) << "at " << i;
+    ASSERT_EQ(gb[i], bf16_from_float(want)) << "at " << i;
+  }
 }
 
 #else

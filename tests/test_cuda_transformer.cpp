@@ -15,6 +15,7 @@
 #include "test_support.hpp"
 #ifdef KVBENCH_HAVE_CUDA
 #include "engine/cuda_transformer.hpp"
+#include "kernels/cuda/ops_cuda.hpp"
 #endif
 
 namespace kvb::test {
@@ -34,8 +35,10 @@ void round_weights_to_bf16(Model& m) {
     for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) round_to_bf16(*t);
 }
 
-// Feeds the same batches to both engines and checks every logits row.
-void expect_same_logits(Model& model) {
+// Feeds the same batches to both engines and checks every logits row. `device_model` is what the
+// GPU engine is built from: the model itself, or a config-only synthetic model whose weights the
+// device generates.
+void expect_same_logits(Model& model, const Model& device_model) {
   round_weights_to_bf16(model);
   const int vocab = model.config.vocab_size, chunk = 16;
   const std::vector<std::vector<int>> prompts = {{1, 5, 9, 14, 2, 7, 3, 30, 11, 4, 8, 22, 13, 6, 2, 1, 19, 40, 3},
@@ -43,7 +46,17 @@ void expect_same_logits(Model& model) {
   const int steps = 40, capacity = 64;
   Transformer cpu(model, chunk);
   KvCache cache(model.config, 2, capacity);
-  CudaTransformer gpu(model, chunk, 2, capacity);
+  CudaEngineShape shape;
+  shape.max_batch_tokens = chunk;
+  shape.max_sequences = 2;
+  shape.max_capacity = capacity;
+  shape.kv_pool_bytes = cuda_cache_bytes(model.config, 2, capacity);
+  CudaTransformer gpu(device_model, shape);
+  CudaKvCache gpu_cache = gpu.make_cache(2, capacity, 0);
+  auto gpu_forward = [&](const std::vector<BatchToken>& b, float* host) {
+    const int rows = gpu.forward(b, gpu_cache, gpu.method_logits());
+    cuda::copy_to_host_bytes(host, gpu.method_logits(), sizeof(float) * size_t(rows) * vocab);
+  };
   std::vector<float> want(size_t(chunk) * vocab), got(size_t(chunk) * vocab);
   int compared = 0, same_argmax = 0;
   double worst = 0;
@@ -71,7 +84,7 @@ void expect_same_logits(Model& model) {
       for (size_t i = at; i < std::min(p.size(), at + chunk); ++i)
         batch.push_back(BatchToken{s, int(i), p[i], i + 1 == p.size()});
       cpu.forward(batch, cache, want.data());
-      gpu.forward(batch, got.data());
+      gpu_forward(batch, got.data());
     }
     compare(1);
     next[s] = int(std::max_element(want.begin(), want.begin() + vocab) - want.begin());
@@ -80,7 +93,7 @@ void expect_same_logits(Model& model) {
     batch.clear();
     for (int s = 0; s < 2; ++s) batch.push_back(BatchToken{s, int(prompts[s].size()) + step, next[s], true});
     cpu.forward(batch, cache, want.data());
-    gpu.forward(batch, got.data());
+    gpu_forward(batch, got.data());
     compare(2);
     for (int s = 0; s < 2; ++s)
       next[s] = int(std::max_element(want.begin() + size_t(s) * vocab, want.begin() + size_t(s + 1) * vocab) -
@@ -89,8 +102,8 @@ void expect_same_logits(Model& model) {
   EXPECT_GE(same_argmax, compared - 2) << "argmax agreement " << same_argmax << "/" << compared;
   for (int l = 0; l < model.config.n_layers; ++l)
     for (int h = 0; h < model.config.n_kv_heads; ++h) {
-      EXPECT_EQ(gpu.length(l, 0, h), cache.length(l, 0, h));
-      EXPECT_EQ(gpu.length(l, 1, h), cache.length(l, 1, h));
+      EXPECT_EQ(gpu_cache.length(l, 0, h), cache.length(l, 0, h));
+      EXPECT_EQ(gpu_cache.length(l, 1, h), cache.length(l, 1, h));
     }
 }
 
@@ -98,19 +111,28 @@ class CudaTransformerTest : public ::kvb::test::GpuTest {};
 
 TEST_F(CudaTransformerTest, SyntheticTinyMatchesCpu) {
   Model m = load_model("synthetic:tiny,seed=5");
-  expect_same_logits(m);
+  expect_same_logits(m, m);
+}
+
+TEST_F(CudaTransformerTest, WeightsGeneratedOnTheDeviceMatchTheHostGenerator) {
+  Model host = load_model("synthetic:qwen3-0.6b,seed=3");
+  LoadOptions config_only;
+  config_only.config_only = true;
+  const Model device = load_model("synthetic:qwen3-0.6b,seed=3", config_only);
+  ASSERT_TRUE(device.weights.layers.empty());
+  expect_same_logits(host, device);
 }
 
 TEST_F(CudaTransformerTest, Stories260KMatchesCpu) {
   KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
   Model m = load_model(bin.string());
-  expect_same_logits(m);
+  expect_same_logits(m, m);
 }
 
 TEST_F(CudaTransformerTest, Qwen3ShapesMatchCpu) {
   // q_norm / k_norm, GQA 2, half pairing: a small Qwen3-style synthetic model.
   Model m = load_model("synthetic:qwen3-0.6b,seed=2");
-  expect_same_logits(m);
+  expect_same_logits(m, m);
 }
 
 #else

@@ -31,7 +31,11 @@ std::string deflate_bytes(const std::string& data, int window_bits) {
 
 CommandResult run_kvbench(const std::string& args) {
   CommandResult r;
-  const std::string cmd = std::string("'") + KVBENCH_BINARY + "' " + args + " 2>&1";
+  // `run` without --device would take a GPU where one answers: tests pin the CPU so that what
+  // they check does not depend on the machine (GPU tests name --device cuda).
+  std::string full = args;
+  if (full.rfind("run", 0) == 0 && full.find("--device") == std::string::npos) full.insert(3, " --device cpu");
+  const std::string cmd = std::string("'") + KVBENCH_BINARY + "' " + full + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   char buf[4096];

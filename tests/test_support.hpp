@@ -65,6 +65,7 @@ struct CommandResult {
 std::string deflate_bytes(const std::string& data, int window_bits);
 
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
+// `run` without --device gets --device cpu, so a test means the same on a machine with a GPU.
 CommandResult run_kvbench(const std::string& args);
 
 }  // namespace kvb::test

@@ -57,17 +57,18 @@ TEST(CliTrace, TraceFileAgreesWithTheOpTable) {
   const auto trace = nlohmann::json::parse(in);
   std::ifstream rin(dir / "result.json");
   const auto result = nlohmann::json::parse(rin);
-  // Count the complete events per (track, name) and check children sit inside a decode step or prefill.
+  // Count the host phases' complete events (pid 1; GPU records have tracks of their own) per
+  // (track, name) and check children sit inside a decode step or prefill.
   std::map<std::pair<int, std::string>, int64_t> calls;
   std::map<int, std::vector<std::pair<double, double>>> parents;
   for (const auto& e : trace["traceEvents"]) {
-    if (e["ph"] != "X") continue;
+    if (e["ph"] != "X" || e["pid"] != 1) continue;
     for (const char* key : {"name", "ts", "dur", "pid", "tid"}) ASSERT_TRUE(e.contains(key)) << e.dump();
     ++calls[{e["tid"].get<int>(), e["name"].get<std::string>()}];
     if (e["args"]["depth"] == 0) parents[e["tid"]].push_back({e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()});
   }
   for (const auto& e : trace["traceEvents"]) {
-    if (e["ph"] != "X" || e["args"]["depth"] == 0) continue;
+    if (e["ph"] != "X" || e["pid"] != 1 || e["args"]["depth"] == 0) continue;
     const double from = e["ts"], to = from + e["dur"].get<double>();
     bool inside = false;
     for (const auto& [a, b] : parents[e["tid"]]) inside = inside || (a <= from + 1e-3 && to <= b + 1e-3);

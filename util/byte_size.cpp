@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -29,6 +31,16 @@ uint64_t parse_byte_size(const std::string& text, const std::string& flag) {
   if (end == begin || scale == 0 || !std::isfinite(bytes) || bytes < 1 || bytes > 1.8e19)
     fail_input("{} {}: expected a memory size such as 80GiB, 80GB or 81920MiB", flag, text);
   return static_cast<uint64_t>(bytes);
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
 }  // namespace kvb

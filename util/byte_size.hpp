@@ -9,4 +9,7 @@ namespace kvb {
 // InputError naming `flag` for anything else, zero or negative.
 uint64_t parse_byte_size(const std::string& text, const std::string& flag);
 
+// "1.50 MiB" style sizes (binary units).
+std::string human_bytes(double bytes);
+
 }  // namespace kvb

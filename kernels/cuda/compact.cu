@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kPlanThreads)
 }
 
 __global__ void compact_move_kernel(bf16* __restrict__ keys, bf16* __restrict__ values, int32_t* __restrict__ positions,
-                                    const int32_t* __restrict__ holes, const int32_t* __restrict__ movers,
+                                    float* __restrict__ scores, const int32_t* __restrict__ holes, const int32_t* __restrict__ movers,
                                     const int32_t* __restrict__ count, int head_dim) {
   const int lane = threadIdx.x & 31;
   const int r = blockIdx.x * kMoveWarps + (threadIdx.x >> 5);
@@ -92,7 +92,10 @@ __global__ void compact_move_kernel(bf16* __restrict__ keys, bf16* __restrict__ 
     keys[d0 + c] = keys[s0 + c];
     values[d0 + c] = values[s0 + c];
   }
-  if (lane == 0) positions[dst] = positions[src];
+  if (lane == 0) {
+    positions[dst] = positions[src];
+    if (scores) scores[dst] = scores[src];
+  }
 }
 
 __global__ void set_length_kernel(int32_t* length, int k) { *length = k; }
@@ -100,7 +103,7 @@ __global__ void set_length_kernel(int32_t* length, int k) { *length = k; }
 }  // namespace
 
 void compact(bf16* keys, bf16* values, int32_t* positions, int32_t* length, const int32_t* keep, int k, int len,
-             int head_dim) {
+             int head_dim, float* scores) {
   if (k < 0 || len < 0 || k > len) check(cudaErrorInvalidValue, "compact: k outside [0, len]");
   const int cap = std::min(k, len - k);  // pairs to move: at most the holes below k and the slots above it
   if (cap == 0) {                        // nothing to move (k == len or k == 0)
@@ -116,8 +119,8 @@ void compact(bf16* keys, bf16* values, int32_t* positions, int32_t* length, cons
   allow_dynamic_smem(compact_plan_kernel, smem, "compact shared memory");
   compact_plan_kernel<<<1, kPlanThreads, smem>>>(holes, movers, count, length, keep, k, len, cap);
   check(cudaGetLastError(), "compact plan launch");
-  compact_move_kernel<<<(cap + kMoveWarps - 1) / kMoveWarps, kMoveWarps * 32>>>(keys, values, positions, holes, movers,
-                                                                               count, head_dim);
+  compact_move_kernel<<<(cap + kMoveWarps - 1) / kMoveWarps, kMoveWarps * 32>>>(keys, values, positions, scores, holes,
+                                                                               movers, count, head_dim);
   check(cudaGetLastError(), "compact move launch");
 }
 

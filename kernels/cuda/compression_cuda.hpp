@@ -36,8 +36,26 @@ void top_k(int32_t* out, const float* score, int n, int k);
 // KvCache::compact on the device for one (layer, sequence, KV head): keeps exactly the `k` slots
 // listed in `keep` (distinct, below the current length `len`), kept slots below k stay, kept slots
 // at or above k fill the holes below k in ascending order (both sides ascending), keys, values and
-// positions move together; *length becomes k.
+// positions (and per-slot scores, when given) move together; *length becomes k.
 void compact(bf16* keys, bf16* values, int32_t* positions, int32_t* length, const int32_t* keep, int k, int len,
-             int head_dim);
+             int head_dim, float* scores = nullptr);
+
+// TriAttention's combination step for one (layer, KV head): with raw [group][n] the z-scored scores
+// of the group's query heads for n candidate slots at `positions`, each candidate's group maximum
+// of raw + 1e-6 * hashed_uniform(seed, event, ((head_key + h) << 32) | position) goes into agg:
+// kTriAssign stores it, kTriMax keeps the larger, kTriAddDivided adds it divided by `divisor`
+// (the mean over layers). Same bits as TriAttentionPolicy on the CPU.
+constexpr int kTriAssign = 0, kTriMax = 1, kTriAddDivided = 2;
+void tri_group_combine(float* agg, const float* raw, int group, int n, const int32_t* positions, uint64_t seed,
+                       uint64_t event, uint64_t head_key, int mode, float divisor);
+
+// out[i] = lambda * a[i] - (1 - lambda) * b[i]: R-KV's score from pooled attention and redundancy.
+void weighted_difference(float* out, const float* a, const float* b, float lambda, int n);
+
+// Stores the post-RoPE queries q ([n][n_heads][head_dim]) of `layer` of the `count` tokens
+// i = which[0..count) in the query ring [n_seqs][n_layers][n_kv_heads][window][group][head_dim],
+// slot pos[i] % window of sequence seq[i]. The tokens listed must map to distinct slots.
+void store_window_queries(float* ring, const float* q, const int32_t* which, int count, const int32_t* seq,
+                          const int32_t* pos, int n_heads, int group, int head_dim, int window, int layer, int n_layers);
 
 }  // namespace kvb::cuda

@@ -33,6 +33,7 @@ class DeviceArena {
   }
 
   size_t planned_bytes() const { return planned_; }
+  bool allocated() const { return base_ != nullptr; }
   // Allocates what the planning pass counted (RuntimeFailure naming `what` and the free memory when
   // it does not fit); take() then hands out pieces from the start.
   void allocate(const char* what) {

@@ -36,6 +36,15 @@ void copy_to_host_bytes(void* dst, const void* src, size_t bytes) {
 
 void fill_bytes(void* dst, int value, size_t bytes) { check(cudaMemset(dst, value, bytes), "memset"); }
 
+void select_device(int index) {
+  int count = 0;
+  check(cudaGetDeviceCount(&count), "device count");
+  if (index < 0 || index >= count) fail_runtime("--device cuda:{}: this machine has {} GPU(s)", index, count);
+  check(cudaSetDevice(index), "select device");
+}
+
+void memory_info(size_t* free_bytes, size_t* total_bytes) { check(cudaMemGetInfo(free_bytes, total_bytes), "memory info"); }
+
 void synchronize(const char* what) {
   check(cudaGetLastError(), what);
   check(cudaDeviceSynchronize(), what);

@@ -58,6 +58,22 @@ void attention(float* out, const float* q, const bf16* keys, const bf16* values,
                int head_dim, int capacity, float* workspace);
 size_t attention_workspace_floats(int n, int n_heads, int head_dim, int capacity);
 
+// The weights `attention` gives the slots (same inputs and masking), reduced two ways (either
+// output may be null): scores[(seq[i] * n_kv_heads + g) * capacity + j] += w_j for every token i
+// and query head reading KV head g (H2O's accumulated attention), and mass[seq[i]] += the sum of
+// w_j over slots whose position is set in held ([n_seqs][n_kv_heads][held_words] bits; positions
+// beyond held_words * 32 are not held), over every token and query head (retained attention
+// mass). head_dim up to 256.
+void slot_attention(const float* q, const bf16* keys, const int32_t* positions, const int32_t* lengths,
+                    const int32_t* seq, const int32_t* pos, int n, int n_heads, int n_kv_heads, int head_dim,
+                    int capacity, float* scores, const uint32_t* held, int held_words, float* mass);
+
+// held [n_heads_total][held_words] := the bitmap of the positions each of the n_heads_total
+// (sequence, KV head) slot rows of a cache layer holds (positions [n_heads_total][capacity],
+// lengths [n_heads_total]).
+void mark_held_positions(uint32_t* held, const int32_t* positions, const int32_t* lengths, int n_heads_total,
+                         int capacity, int held_words);
+
 // --- Matrix products (cuBLASLt) ----------------------------------------------------------------
 
 // y[r][o] = sum_i x[r][i] * w[o][i] with w bf16 [out][in] and x, y fp32: x is rounded to bf16 into
@@ -77,6 +93,12 @@ struct LogitStats {
 // Argmax ties go to the lower token id. Same as engine/fidelity.hpp compare_logits.
 void logits_stats(LogitStats* out, const float* method, const float* full, const int32_t* targets, int rows, int vocab);
 
+// --- Synthetic weights ---------------------------------------------------------------------------
+
+// out[i] = synthetic_value(key, i, scale, offset) (kernels/counter_hash.hpp) for i < n.
+void synthetic_fill(bf16* out, int64_t n, uint64_t key, float scale, float offset);
+void synthetic_fill(float* out, int64_t n, uint64_t key, float scale, float offset);
+
 // --- Device memory -----------------------------------------------------------------------------
 
 // Throws RuntimeFailure "CUDA out of memory allocating <what> (<bytes>; <free> of <total> free)".
@@ -86,6 +108,10 @@ void copy_to_device_bytes(void* dst, const void* src, size_t bytes);
 void copy_to_host_bytes(void* dst, const void* src, size_t bytes);
 void fill_bytes(void* dst, int value, size_t bytes);
 void synchronize(const char* what);
+// Makes GPU `index` current for this thread (RuntimeFailure naming it when it does not answer).
+void select_device(int index);
+// Free and total bytes of the current GPU.
+void memory_info(size_t* free_bytes, size_t* total_bytes);
 
 // Throws RuntimeFailure("CUDA <what>: <error string>") unless err is cudaSuccess. Kernels (.cu)
 // report through this: fmt, which builds the messages, does not compile under nvcc in C++20.
