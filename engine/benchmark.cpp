@@ -263,49 +263,58 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   opt.batch_size = c.batch_size;
   opt.stop = stop;
 
+  // A runtime failure from here on (out of device memory, a device error) ends the run with a
+  // result that says so and holds what was measured before it.
+  BenchmarkResult result;
+  std::vector<MethodRun> runs;
+
   // On a GPU one engine serves every method (and the greedy continuations below): sized for all
   // of them, weights uploaded once.
   std::unique_ptr<GpuSession> gpu_session;
   std::vector<PolicyConfig> planned = policies;
   planned.push_back(PolicyConfig{});  // full attention, for continuations generated before the runs
-  if (on_gpu) {
-    GpuSessionRequest g;
-    g.device_index = std::stoi(header.settings.device.substr(5));
-    g.batch = c.batch_size;
-    g.prefill_chunk = opt.prefill_chunk;
-    g.mode = c.mode;
-    gpu_session = std::make_unique<GpuSession>(model, requests, planned, g);
-    opt.cuda = gpu_session->engine();
-    progress(gpu_session->summary());
-    header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
-    header.settings.weights_bytes = gpu_session->weight_bytes();
-    if (model.weights.layers.empty()) model.info.stored_dtype = "BF16 (generated on the device)";
-  }
   auto batch_of = [&](size_t planned_index) { return gpu_session ? gpu_session->batch_for(planned_index) : c.batch_size; };
-
-  if (c.mode == RunMode::Replay) {
-    // Items without a recorded continuation replay full attention's own greedy continuation.
-    std::vector<DecodeRequest> to_generate;
-    std::vector<size_t> where;
-    for (size_t i = 0; i < requests.size(); ++i)
-      if (requests[i].forced.empty()) {
-        to_generate.push_back(requests[i]);
-        where.push_back(i);
-      }
-    if (!to_generate.empty()) {
-      progress(fmt::format("replay: {} item(s) have no recorded continuation; generating full attention's greedy "
-                           "continuation of {} tokens first",
-                           to_generate.size(), c.max_new_tokens));
-      DecodeOptions gen = opt;
-      gen.batch_size = batch_of(planned.size() - 1);
-      gen.mode = RunMode::Generate;
-      gen.sampling = SamplingParams{};
-      validate_requests(model, to_generate, RunMode::Generate);
-      DecodeOutput g = run_decode(model, to_generate, gen);
-      for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
+  try {
+    if (on_gpu) {
+      GpuSessionRequest g;
+      g.device_index = std::stoi(header.settings.device.substr(5));
+      g.batch = c.batch_size;
+      g.prefill_chunk = opt.prefill_chunk;
+      g.mode = c.mode;
+      gpu_session = std::make_unique<GpuSession>(model, requests, planned, g);
+      opt.cuda = gpu_session->engine();
+      progress(gpu_session->summary());
+      header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
+      header.settings.weights_bytes = gpu_session->weight_bytes();
+      if (model.weights.layers.empty()) model.info.stored_dtype = "BF16 (generated on the device)";
     }
+
+    if (c.mode == RunMode::Replay) {
+      // Items without a recorded continuation replay full attention's own greedy continuation.
+      std::vector<DecodeRequest> to_generate;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < requests.size(); ++i)
+        if (requests[i].forced.empty()) {
+          to_generate.push_back(requests[i]);
+          where.push_back(i);
+        }
+      if (!to_generate.empty()) {
+        progress(fmt::format("replay: {} item(s) have no recorded continuation; generating full attention's greedy "
+                             "continuation of {} tokens first",
+                             to_generate.size(), c.max_new_tokens));
+        DecodeOptions gen = opt;
+        gen.batch_size = batch_of(planned.size() - 1);
+        gen.mode = RunMode::Generate;
+        gen.sampling = SamplingParams{};
+        validate_requests(model, to_generate, RunMode::Generate);
+        DecodeOutput g = run_decode(model, to_generate, gen);
+        for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
+      }
+    }
+  } catch (const RuntimeFailure& e) {
+    result.failure = e.what();
   }
-  if (self_calibrate) {
+  if (self_calibrate && result.failure.empty()) {
     // Statistics measured on the very tokens being replayed: a self-contained demonstration, not
     // the held-out calibration of the paper (recorded as such in the result).
     TokenSequences sequences;
@@ -325,8 +334,6 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   // Statistics against the model, prompts against every budget: before any method runs.
   for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_policy(p, model.config).get());
 
-  BenchmarkResult result;
-  std::vector<MethodRun> runs;
   profiler::enable(c.trace);
   GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock
   for (size_t pi = 0; pi < policies.size(); ++pi) {
