@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/cuda_calibration.hpp"
 #include "engine/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
 #include "engine/methods/query_stats.hpp"
@@ -246,10 +247,9 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   lo.tokenizer_path = c.tokenizer;
   lo.hash_files = c.hash_files;
   // The CPU backend holds fp32 weights and caches in host memory; the GPU holds its own, and a
-  // synthetic model's weights are generated there (no host copy) unless --stats self must run
-  // the CPU forward to calibrate.
+  // synthetic model's weights are generated there (no host copy).
   lo.kv_slots = on_gpu ? 0 : per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
-  lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0 && !self_calibrate;
+  lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0;
   progress(fmt::format("loading {}", c.model));
   Model model = load_model(c.model, lo);
   progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
@@ -311,28 +311,30 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
         for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
       }
     }
+    if (self_calibrate) {
+      // Statistics measured on the very tokens being replayed: a self-contained demonstration, not
+      // the held-out calibration of the paper (recorded as such in the result).
+      TokenSequences sequences;
+      for (const DecodeRequest& r : requests) {
+        sequences.push_back(r.prompt);
+        sequences.back().insert(sequences.back().end(), r.forced.begin(), r.forced.end());
+      }
+      QueryStats measured = gpu_session ? calibrate_query_stats(*gpu_session->engine(), model, sequences)
+                                        : calibrate_query_stats(model, sequences);
+      measured.format = "calibrated-on-run-tokens";
+      measured.source_path = "self";
+      progress(fmt::format("triattention: query statistics calibrated on this run's own {} tokens (--stats self); pass "
+                           "--stats FILE for held-out statistics",
+                           measured.token_count.value_or(0)));
+      stats = std::make_shared<const QueryStats>(std::move(measured));
+      for (PolicyConfig& p : policies) p.stats = stats;
+    }
   } catch (const RuntimeFailure& e) {
     result.failure = e.what();
   }
-  if (self_calibrate && result.failure.empty()) {
-    // Statistics measured on the very tokens being replayed: a self-contained demonstration, not
-    // the held-out calibration of the paper (recorded as such in the result).
-    TokenSequences sequences;
-    for (const DecodeRequest& r : requests) {
-      sequences.push_back(r.prompt);
-      sequences.back().insert(sequences.back().end(), r.forced.begin(), r.forced.end());
-    }
-    QueryStats measured = calibrate_query_stats(model, sequences);
-    measured.format = "calibrated-on-run-tokens";
-    measured.source_path = "self";
-    progress(fmt::format("triattention: query statistics calibrated on this run's own {} tokens (--stats self); pass "
-                         "--stats FILE for held-out statistics",
-                         measured.token_count.value_or(0)));
-    stats = std::make_shared<const QueryStats>(std::move(measured));
-    for (PolicyConfig& p : policies) p.stats = stats;
-  }
   // Statistics against the model, prompts against every budget: before any method runs.
-  for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_policy(p, model.config).get());
+  if (result.failure.empty())
+    for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_policy(p, model.config).get());
 
   profiler::enable(c.trace);
   GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock

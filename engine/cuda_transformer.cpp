@@ -319,6 +319,12 @@ int CudaTransformer::forward(std::span<const BatchToken> batch, CudaKvCache& cac
       cuda::rmsnorm(q_, q_, l.q_norm, n * cfg_.n_heads, hd, cfg_.norm_eps);
       cuda::rmsnorm(k_, k_, l.k_norm, n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
     }
+    if (tap.queries) {
+      host_queries_.resize(size_t(n) * qd);
+      cuda::copy_to_host_bytes(host_queries_.data(), q_, sizeof(float) * host_queries_.size());
+      for (int i = 0; i < n; ++i)
+        tap.queries->on_query(li, batch[i].seq, batch[i].pos, host_queries_.data() + size_t(i) * qd, nullptr);
+    }
     cuda::rope(q_, pos_, n, cfg_.n_heads, hd, inv_freq_, rope_scale, interleaved);
     cuda::rope(k_, pos_, n, cfg_.n_kv_heads, hd, inv_freq_, rope_scale, interleaved);
     if (record_queries)

@@ -81,10 +81,13 @@ class CudaKvCache {
 
 // What a forward measures of its attention besides computing it: the attention weights of every
 // slot, reduced into the cache's slot scores (H2O) and/or into the retained attention mass, the
-// weight on positions another cache holds (a replay's reference forward, held_by = the method's).
+// weight on positions another cache holds (a replay's reference forward, held_by = the method's);
+// and each token's pre-RoPE queries, copied to the host and shown to `queries` (calibration;
+// on_query's `rotated` is null).
 struct AttentionTap {
   bool accumulate_slot_scores = false;
   const CudaKvCache* held_by = nullptr;
+  AttentionObserver* queries = nullptr;
 };
 
 // Device scratch of the compression methods (engine/cuda_decode_backend.cpp), sized for the
@@ -180,6 +183,7 @@ class CudaTransformer {
   int32_t *tokens_ = nullptr, *seqs_ = nullptr, *pos_ = nullptr, *recorded_ = nullptr;
   std::vector<int32_t> host_ids_;  // staging for tokens, seqs, positions
   std::vector<int32_t> host_recorded_, latest_pos_;
+  std::vector<float> host_queries_;
 };
 
 }  // namespace kvb

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/cuda_calibration.hpp"
+#include "engine/cuda_transformer.hpp"
 #include "engine/decode_backend.hpp"
 #include "engine/decode_loop.hpp"
 #include "engine/gpu_session.hpp"
@@ -150,6 +152,30 @@ TEST_F(CudaDecode, Stories260KReplayMatchesCpu) {
   KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
   Model m = load_model(bin.string());
   expect_same_replay(m);
+}
+
+TEST_F(CudaDecode, CalibrationOnTheGpuMatchesCpu) {
+  Model m = load_model("synthetic:qwen3-0.6b,seed=4");
+  round_weights_to_bf16(m);
+  TokenSequences sequences = {{}, {}};
+  for (int i = 0; i < 700; ++i) sequences[0].push_back((i * 37 + 11) % m.config.vocab_size);  // two chunks
+  for (int i = 0; i < 90; ++i) sequences[1].push_back((i * 53 + 5) % m.config.vocab_size);
+  const QueryStats cpu = calibrate_query_stats(m, sequences);
+  CudaEngineShape shape;
+  shape.max_batch_tokens = kCalibrationChunk;
+  shape.max_capacity = 700;
+  shape.kv_pool_bytes = cuda_cache_bytes(m.config, 1, 700);
+  CudaTransformer engine(m, shape);
+  const QueryStats gpu = calibrate_query_stats(engine, m, sequences);
+  ASSERT_EQ(gpu.token_count, cpu.token_count);
+  ASSERT_EQ(gpu.heads.size(), cpu.heads.size());
+  for (size_t i = 0; i < cpu.heads.size(); ++i)
+    for (size_t f = 0; f < cpu.heads[i].q_abs_mean.size(); ++f) {
+      const double scale = 1e-2 + 2e-2 * cpu.heads[i].q_abs_mean[f];
+      ASSERT_NEAR(gpu.heads[i].q_mean_real[f], cpu.heads[i].q_mean_real[f], scale) << "head " << i << " f " << f;
+      ASSERT_NEAR(gpu.heads[i].q_mean_imag[f], cpu.heads[i].q_mean_imag[f], scale) << "head " << i << " f " << f;
+      ASSERT_NEAR(gpu.heads[i].q_abs_mean[f], cpu.heads[i].q_abs_mean[f], scale) << "head " << i << " f " << f;
+    }
 }
 
 TEST_F(CudaDecode, BatchAutoFillsTheDeviceAndThroughputRuns) {

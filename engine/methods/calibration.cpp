@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -12,10 +13,6 @@
 namespace kvb {
 
 namespace {
-
-// Tokens per forward call: a prefill chunk, so the scratch and attention scores stay small
-// whatever the calibration length (the cache holds the whole sequence).
-constexpr int kChunk = 512;
 
 // Appends `tokens` to `out` as sequences of at most `context` tokens, until `used` reaches
 // `max_tokens`. Positions past the context are outside what the model was trained for, so a
@@ -122,8 +119,8 @@ QueryStats QueryStatsAccumulator::stats() const {
   return qs;
 }
 
-QueryStats calibrate_query_stats(const Model& model, const TokenSequences& sequences,
-                                 const std::function<void(const std::string&)>& progress) {
+QueryStats calibrate_with(const Model& model, const TokenSequences& sequences,
+                          const std::function<void(const std::string&)>& progress, const CalibrationForward& forward) {
   int64_t total = 0;
   size_t longest = 0;
   for (const auto& s : sequences) {
@@ -132,23 +129,18 @@ QueryStats calibrate_query_stats(const Model& model, const TokenSequences& seque
   }
   if (total == 0) fail_input("no calibration tokens: nothing to average");
 
-  // One cache row, reused by every sequence; sized for the longest.
-  KvCache cache(model.config, 1, static_cast<int>(longest));
-  Transformer tf(model, std::min(kChunk, static_cast<int>(longest)));
   QueryStatsAccumulator acc(model.config);
-  tf.set_attention_observer(&acc);
-
   std::vector<BatchToken> batch;
   int64_t done = 0, reported = 0;
-  for (const std::vector<int>& seq : sequences) {
-    cache.clear_sequence(0);
-    for (size_t start = 0; start < seq.size(); start += kChunk) {
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const std::vector<int>& seq = sequences[i];
+    for (size_t start = 0; start < seq.size(); start += kCalibrationChunk) {
       batch.clear();
-      for (size_t i = start; i < std::min(seq.size(), start + kChunk); ++i)
-        batch.push_back(BatchToken{0, static_cast<int>(i), seq[i], false});
-      tf.forward(batch, cache, nullptr);  // no logits wanted: the observer is the output
+      for (size_t p = start; p < std::min(seq.size(), start + kCalibrationChunk); ++p)
+        batch.push_back(BatchToken{0, static_cast<int>(p), seq[p], false});  // no logits: the observer is the output
+      forward(batch, start == 0, static_cast<int>(longest), acc);
       done += static_cast<int64_t>(batch.size());
-      if (progress && (done - reported >= 8 * kChunk || done == total)) {
+      if (progress && (done - reported >= 8 * kCalibrationChunk || done == total)) {
         progress(fmt::format("calibrate: {}/{} tokens", done, total));
         reported = done;
       }
@@ -159,6 +151,23 @@ QueryStats calibrate_query_stats(const Model& model, const TokenSequences& seque
   qs.model_source = model.info.source;
   qs.model_name = model.info.name;
   return qs;
+}
+
+QueryStats calibrate_query_stats(const Model& model, const TokenSequences& sequences,
+                                 const std::function<void(const std::string&)>& progress) {
+  // One cache row, reused by every sequence; sized for the longest.
+  std::optional<KvCache> cache;
+  std::optional<Transformer> tf;
+  return calibrate_with(model, sequences, progress,
+                        [&](std::span<const BatchToken> batch, bool new_sequence, int longest, AttentionObserver& acc) {
+                          if (!tf) {
+                            cache.emplace(model.config, 1, longest);
+                            tf.emplace(model, std::min(kCalibrationChunk, longest));
+                            tf->set_attention_observer(&acc);
+                          }
+                          if (new_sequence) cache->clear_sequence(0);
+                          tf->forward(batch, *cache, nullptr);
+                        });
 }
 
 double head_concentration(const HeadStats& head) {

@@ -5,6 +5,7 @@
 // tokens with equal weight (shared/spec/triattention.md section 1, docs/calibration.md).
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,21 @@ class QueryStatsAccumulator : public AttentionObserver {
 // line now and then. InputError when there is no token at all.
 QueryStats calibrate_query_stats(const Model& model, const TokenSequences& sequences,
                                  const std::function<void(const std::string&)>& progress = {});
+
+// Tokens per forward of a calibration: a prefill chunk, so the scratch and attention scores stay
+// small whatever the calibration length (the cache holds the whole sequence).
+constexpr int kCalibrationChunk = 512;
+
+// What feeds a calibration: runs `batch` (row 0, in position order; new_sequence: the first chunk
+// of a sequence, whose cache starts empty; longest: the longest sequence's length) through a
+// forward pass that shows `queries` every token's pre-RoPE queries.
+using CalibrationForward =
+    std::function<void(std::span<const BatchToken> batch, bool new_sequence, int longest, AttentionObserver& queries)>;
+
+// calibrate_query_stats over any forward pass (the CPU Transformer above, or the GPU engine's:
+// engine/cuda_calibration.cpp).
+QueryStats calibrate_with(const Model& model, const TokenSequences& sequences,
+                          const std::function<void(const std::string&)>& progress, const CalibrationForward& forward);
 
 // A head's energy-weighted concentration R = sum_f |qbar_f| / sum_f qabs_f, in [0, 1]; 0 for a
 // head whose queries are all zero.
