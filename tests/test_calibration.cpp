@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <complex>
 #include <fstream>
 #include <string>
@@ -203,6 +204,51 @@ TEST(Calibration, PairingOfTheModelChoosesTheLanes) {
   m.config.rope_pairing = RopePairing::Interleaved;
   const QueryStats inter = calibrate_query_stats(m, {{65}});
   EXPECT_NE(half.at(0, 0).q_mean_real, inter.at(0, 0).q_mean_real);
+}
+
+// Rows of a [heads * head_dim, in] projection moved from interleaved lanes (2f, 2f+1) to half lanes
+// (f, f + head_dim/2) within every head: what converting a checkpoint between the two RoPE
+// conventions does to wq and wk.
+void interleaved_rows_to_half(Tensor& w, int heads, int head_dim) {
+  const int64_t in = w.shape[1];
+  const std::vector<float> src = w.data;
+  for (int h = 0; h < heads; ++h)
+    for (int f = 0; f < head_dim / 2; ++f)
+      for (int lane = 0; lane < 2; ++lane) {
+        const int64_t from = int64_t(h) * head_dim + 2 * f + lane, to = int64_t(h) * head_dim + f + lane * head_dim / 2;
+        std::copy_n(src.begin() + from * in, in, w.data.begin() + to * in);
+      }
+}
+
+TEST(Calibration, StatsAreTheSameWhicheverWayTheModelPairsItsLanes) {
+  // stories260K pairs lanes interleaved; the same model converted to half pairing computes the
+  // same logits, and its statistics -- indexed by frequency -- are the same numbers. So a stats
+  // file's pairing label does not have to match the model's (official files say "half").
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  const Model inter = load_model(bin.string());
+  Model half = load_model(bin.string());
+  ASSERT_EQ(inter.config.rope_pairing, RopePairing::Interleaved);
+  half.config.rope_pairing = RopePairing::Half;
+  for (LayerWeights& l : half.weights.layers) {
+    interleaved_rows_to_half(l.wq, half.config.n_heads, half.config.head_dim);
+    interleaved_rows_to_half(l.wk, half.config.n_kv_heads, half.config.head_dim);
+  }
+  std::vector<int> tokens;
+  for (int i = 0; i < 300; ++i) tokens.push_back((i * 29 + 3) % inter.config.vocab_size);
+  const std::vector<float> a = compute_all_logits(inter, tokens), b = compute_all_logits(half, tokens);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-3f + 1e-4f * std::fabs(a[i])) << "logit " << i;
+
+  const QueryStats si = calibrate_query_stats(inter, {tokens}), sh = calibrate_query_stats(half, {tokens});
+  EXPECT_EQ(si.rope_style, "interleaved");
+  EXPECT_EQ(sh.rope_style, "half");
+  for (size_t i = 0; i < si.heads.size(); ++i)
+    for (size_t f = 0; f < si.heads[i].q_abs_mean.size(); ++f) {
+      ASSERT_NEAR(si.heads[i].q_mean_real[f], sh.heads[i].q_mean_real[f], 1e-5) << "head " << i << " f " << f;
+      ASSERT_NEAR(si.heads[i].q_mean_imag[f], sh.heads[i].q_mean_imag[f], 1e-5) << "head " << i << " f " << f;
+      ASSERT_NEAR(si.heads[i].q_abs_mean[f], sh.heads[i].q_abs_mean[f], 1e-5) << "head " << i << " f " << f;
+    }
+  EXPECT_NO_THROW(check_stats_match_model(sh, inter.config, "half-labelled stats"));
 }
 
 TEST(Calibration, ModulusBoundsTheMeanAndConcentrationIsInUnitRange) {
