@@ -334,7 +334,7 @@ nlohmann::json simulate_dfs(const nlohmann::json& c) {
       stack.pop_back();
     }
   }
-  return {{"current_node", stack.back()}, {"stack", stack},
+  return {{"current_node", stack.empty() ? nlohmann::json(nullptr) : nlohmann::json(stack.back())}, {"stack", stack},
           {"visited_nodes", std::vector<int>(visited.begin(), visited.end())}};
 }
 
@@ -355,6 +355,23 @@ TEST(WorkloadData, DfsSmall) {
     EXPECT_EQ(item.answer->find(' '), std::string::npos) << "compact: " << *item.answer;
     EXPECT_EQ(simulate_dfs(cases[i]), cases[i]["answer"]) << "case " << i;
   }
+}
+
+TEST(WorkloadData, DfsRulesReproduceEveryRecordedAnswer) {
+  // The larger sets hold searches that finish (the start node popped) exactly at the queried
+  // step: their answers have current_node null and an empty stack, as the prompt says.
+  int finished = 0;
+  for (const char* name : {"dfs_state_query_small.json", "dfs_state_query_100.json", "dfs_state_query_300.json"}) {
+    KVB_REQUIRE_DATA(path, std::string("workloads/dfs/") + name);
+    const Workload w = load_workload(path.string());
+    const nlohmann::json cases = nlohmann::json::parse(std::ifstream(path));
+    ASSERT_EQ(w.items.size(), cases.size()) << name;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      EXPECT_EQ(simulate_dfs(cases[i]), cases[i]["answer"]) << name << " case " << i;
+      finished += cases[i]["answer"]["current_node"].is_null();
+    }
+  }
+  EXPECT_GT(finished, 0) << "no finished search: the null case is not exercised";
 }
 
 TEST(WorkloadDfs, RejectsMalformedCases) {

@@ -2,7 +2,8 @@
 // of cases {id, graph {nodes, edges}, start_node, steps, answer {current_node, stack,
 // visited_nodes}}. The files hold no prompt text, so the prompt is written here; it states the
 // exact rules the recorded answers follow (checked against every case in the test suite):
-// one step is one visit or one backtrack, smallest unvisited neighbour first.
+// one step is one visit or one backtrack, smallest unvisited neighbour first; a finished search
+// (empty stack) answers current_node null.
 #include <set>
 #include <string>
 
@@ -35,6 +36,8 @@ std::string build_prompt(const json& nodes, const json& edges, const std::string
       "the stack. Otherwise backtrack: pop the current node; the node below it becomes the "
       "current node.\n"
       "- Each visit and each backtrack counts as one step.\n"
+      "- When the start node itself is popped the stack is empty and the search is over: from then on "
+      "current_node is null and the stack is [].\n"
       "\n"
       "Simulate exactly {3} steps, showing your work step by step. Then report the state after "
       "step {3}: current_node (the node on top of the stack), stack (from the start node up to "
