@@ -75,6 +75,10 @@ TEST(CliTrace, TraceFileAgreesWithTheOpTable) {
     EXPECT_TRUE(inside) << e.dump();
   }
   ASSERT_EQ(result["runs"].size(), 2u);
+  // The compression stages of the streaming run (track 2), each compaction preceded by its selection.
+  const int64_t selects = calls[{2, "select"}], compacts = calls[{2, "compact"}];
+  EXPECT_GT(selects, 0);
+  EXPECT_EQ(compacts, selects);
   for (int i = 0; i < 2; ++i) {
     const auto& profile = result["runs"][i]["measurements"]["profile"];
     ASSERT_FALSE(profile.empty());
