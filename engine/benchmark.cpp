@@ -251,7 +251,11 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   lo.kv_slots = on_gpu ? 0 : per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
   lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0;
   progress(fmt::format("loading {}", c.model));
-  Model model = load_model(c.model, lo);
+  // "load" ranges show in an Nsight capture (the per-op table only times decoding: --trace starts below).
+  Model model = [&] {
+    profiler::Range range("load");
+    return load_model(c.model, lo);
+  }();
   progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
                        to_string(model.config.arch), model.config.parameter_count() / 1e6,
                        model.info.synthetic ? ", synthetic weights" : ""));
@@ -281,7 +285,10 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
       g.batch = c.batch_size;
       g.prefill_chunk = opt.prefill_chunk;
       g.mode = c.mode;
-      gpu_session = std::make_unique<GpuSession>(model, requests, planned, g);
+      {
+        profiler::Range range("load");  // weights to the device
+        gpu_session = std::make_unique<GpuSession>(model, requests, planned, g);
+      }
       opt.cuda = gpu_session->engine();
       progress(gpu_session->summary());
       header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
