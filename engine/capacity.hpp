@@ -27,8 +27,9 @@ struct CapacityPlan {
   int64_t max_sequences = 0;           // 0 when even one does not fit
 };
 
-// Bytes of one KV slot of one (layer, KV head) on the device: bf16 key and value + int32 position.
-uint64_t device_bytes_per_slot(const ModelConfig& config);
+// Bytes of one KV slot of one (layer, KV head) on the device: bf16 key and value + int32 position
+// (+ an fp32 accumulated-attention score for H2O).
+uint64_t device_bytes_per_slot(const ModelConfig& config, const PolicyConfig& policy);
 
 // The plan for sequences of `context` tokens (prompt_tokens of them prompt) under `policy`.
 // InputError for impossible inputs (context < 1, prompt > context, a policy check_policy refuses).

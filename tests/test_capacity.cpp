@@ -28,7 +28,10 @@ TEST(Capacity, KvBytesPerSequenceFollowTheMethodsPeak) {
   tri.budget = 100;
   tri.divide_length = 28;
   const uint64_t slot = uint64_t(c.head_dim) * 2 * 2 + 4;  // bf16 key + value, int32 position
-  EXPECT_EQ(device_bytes_per_slot(c), slot);
+  EXPECT_EQ(device_bytes_per_slot(c, tri), slot);
+  PolicyConfig h2o = tri;
+  h2o.method = "h2o";
+  EXPECT_EQ(device_bytes_per_slot(c, h2o), slot + 4);  // + the accumulated attention score
   const CapacityPlan f = plan_capacity(c, full, 1000, 10, mem);
   EXPECT_EQ(f.slots_per_head, 1000);
   EXPECT_EQ(f.kv_bytes_per_sequence, 1000 * slot * c.n_layers * c.n_kv_heads);
@@ -48,6 +51,12 @@ TEST(Capacity, KvBytesPerSequenceFollowTheMethodsPeak) {
   EXPECT_EQ(t.max_sequences, int64_t((t.usable_bytes - t.weight_bytes - t.shared_bytes) / per_sequence));
   EXPECT_GT(t.max_sequences, f.max_sequences);
   EXPECT_EQ(t.usable_bytes, uint64_t(0.9 * double(1ull << 30)));
+  // SnapKV's per-sequence query ring: every layer's queries of the last observation window.
+  PolicyConfig snap = tri;
+  snap.method = "snapkv";
+  const CapacityPlan s = plan_capacity(c, snap, 1000, 10, mem);
+  EXPECT_EQ(s.activation_bytes_per_sequence - t.activation_bytes_per_sequence,
+            uint64_t(c.n_layers) * c.q_dim() * snap.observation_window * 4);
 }
 
 TEST(Capacity, NothingFitsWhenTheWeightsDoNot) {
