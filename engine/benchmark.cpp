@@ -281,7 +281,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   try {
     if (on_gpu) {
       GpuSessionRequest g;
-      g.device_index = std::stoi(header.settings.device.substr(5));
+      g.device_index = *cuda_device_index(header.settings.device);
       g.batch = c.batch_size;
       g.prefill_chunk = opt.prefill_chunk;
       g.mode = c.mode;

@@ -17,7 +17,6 @@
 #include "engine/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
 #include "engine/model.hpp"
-#include "kernels/bf16.hpp"
 #include "test_support.hpp"
 
 namespace kvb {
@@ -26,17 +25,6 @@ namespace {
 #ifdef KVBENCH_HAVE_CUDA
 
 class CudaDecode : public ::kvb::test::GpuTest {};
-
-void round_to_bf16(Tensor& t) {
-  for (float& x : t.data) x = float_from_bf16(bf16_from_float(x));
-}
-
-void round_weights_to_bf16(Model& m) {
-  round_to_bf16(m.weights.token_embedding);
-  round_to_bf16(m.weights.classifier);
-  for (LayerWeights& l : m.weights.layers)
-    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) round_to_bf16(*t);
-}
 
 // Three sequences with prompts of different lengths and a continuation each (from the model's
 // own greedy decoding on the CPU, so the replay follows likely tokens).
@@ -90,7 +78,7 @@ std::vector<PolicyConfig> gpu_methods(const Model& m, const std::vector<DecodeRe
 }
 
 void expect_same_replay(Model& model) {
-  round_weights_to_bf16(model);
+  test::round_weights_to_bf16(model);
   const std::vector<DecodeRequest> requests = make_requests(model, 60);
   const std::vector<PolicyConfig> methods = gpu_methods(model, requests);
   GpuSessionRequest g;
@@ -156,7 +144,7 @@ TEST_F(CudaDecode, Stories260KReplayMatchesCpu) {
 
 TEST_F(CudaDecode, CalibrationOnTheGpuMatchesCpu) {
   Model m = load_model("synthetic:qwen3-0.6b,seed=4");
-  round_weights_to_bf16(m);
+  test::round_weights_to_bf16(m);
   TokenSequences sequences = {{}, {}};
   for (int i = 0; i < 700; ++i) sequences[0].push_back((i * 37 + 11) % m.config.vocab_size);  // two chunks
   for (int i = 0; i < 90; ++i) sequences[1].push_back((i * 53 + 5) % m.config.vocab_size);

@@ -10,7 +10,6 @@
 
 #include "engine/model.hpp"
 #include "engine/transformer.hpp"
-#include "kernels/bf16.hpp"
 #include "kernels/gpu_info.hpp"
 #include "test_support.hpp"
 #ifdef KVBENCH_HAVE_CUDA
@@ -23,23 +22,11 @@ namespace {
 
 #ifdef KVBENCH_HAVE_CUDA
 
-void round_to_bf16(Tensor& t) {
-  for (float& x : t.data) x = float_from_bf16(bf16_from_float(x));
-}
-
-void round_weights_to_bf16(Model& m) {
-  ModelWeights& w = m.weights;
-  round_to_bf16(w.token_embedding);
-  round_to_bf16(w.classifier);
-  for (LayerWeights& l : w.layers)
-    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) round_to_bf16(*t);
-}
-
 // Feeds the same batches to both engines and checks every logits row. `device_model` is what the
 // GPU engine is built from: the model itself, or a config-only synthetic model whose weights the
 // device generates.
 void expect_same_logits(Model& model, const Model& device_model) {
-  round_weights_to_bf16(model);
+  test::round_weights_to_bf16(model);
   const int vocab = model.config.vocab_size, chunk = 16;
   const std::vector<std::vector<int>> prompts = {{1, 5, 9, 14, 2, 7, 3, 30, 11, 4, 8, 22, 13, 6, 2, 1, 19, 40, 3},
                                                  {1, 3, 3, 7}};

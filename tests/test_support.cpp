@@ -1,5 +1,7 @@
 #include "tests/test_support.hpp"
 
+#include "engine/model.hpp"
+#include "kernels/bf16.hpp"
 #include "kernels/gpu_info.hpp"
 
 #include <sys/wait.h>
@@ -13,6 +15,16 @@ namespace kvb::test {
 void GpuTest::SetUp() {
   const GpuQuery q = query_gpus();
   if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
+}
+
+void round_weights_to_bf16(Model& m) {
+  auto round = [](Tensor& t) {
+    for (float& x : t.data) x = float_from_bf16(bf16_from_float(x));
+  };
+  round(m.weights.token_embedding);
+  round(m.weights.classifier);
+  for (LayerWeights& l : m.weights.layers)
+    for (Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) round(*t);
 }
 
 std::string deflate_bytes(const std::string& data, int window_bits) {

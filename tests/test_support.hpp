@@ -8,6 +8,10 @@
 #include <optional>
 #include <string>
 
+namespace kvb {
+struct Model;
+}
+
 namespace kvb::test {
 
 // A fixture for tests that need a GPU: skips with the reason where none answers.
@@ -63,6 +67,10 @@ struct CommandResult {
 
 // zlib deflate of `data`: window_bits -15 for a raw stream (zip entries), 31 for gzip.
 std::string deflate_bytes(const std::string& data, int window_bits);
+
+// Rounds the weights the CUDA backend stores in bf16 (embedding, classifier, every matrix) to
+// bf16 in place, so a CPU run computes with the GPU's weights.
+void round_weights_to_bf16(Model& model);
 
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
 // `run` without --device gets --device cpu, so a test means the same on a machine with a GPU.
