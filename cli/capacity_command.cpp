@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "engine/capacity.hpp"
+#include "run/capacity.hpp"
 #include "engine/model.hpp"
 #include "kernels/gpu_info.hpp"
 #include "reports/table.hpp"
@@ -23,7 +23,7 @@ struct CapacityFlags {
   std::string model = "synthetic:qwen3-8b";
   int64_t context = 32768;
   int64_t prompt_tokens = 0;
-  std::vector<std::string> methods = {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"};
+  std::vector<std::string> methods = every_method_name();
   std::vector<int> budgets = {512, 1024, 2048, 3072, 4096};
   int divide_length = 128;
   std::string gpu_memory;
@@ -51,11 +51,11 @@ int execute(const CapacityFlags& f) {
   const Model model = load_model(f.model, lo);
 
   std::vector<PolicyConfig> policies;
-  for (const std::string& method : f.methods) {
+  for (const std::string& name : f.methods) {
     PolicyConfig p;
-    p.method = method;
+    p.method = parse_method(name);
     p.divide_length = f.divide_length;
-    if (method == "full") {
+    if (!traits(p.method).budgeted) {
       policies.push_back(p);
       continue;
     }
@@ -70,15 +70,15 @@ int execute(const CapacityFlags& f) {
   for (const PolicyConfig& p : policies) {
     const CapacityPlan plan = plan_capacity(model.config, p, f.context, f.prompt_tokens, memory);
     last = plan;
-    const std::string name = p.method == "full" ? "full" : fmt::format("{}@{}", p.method, p.budget);
-    rows.push_back({name, std::to_string(plan.slots_per_head), human_bytes(double(plan.kv_bytes_per_sequence)),
+    rows.push_back({run_name(p), std::to_string(plan.slots_per_head), human_bytes(double(plan.kv_bytes_per_sequence)),
                     std::to_string(plan.max_sequences),
-                    human_bytes(double(plan.kv_bytes_per_sequence) * double(plan.max_sequences))});
-    rows_json.push_back({{"method", p.method},
+                    human_bytes(double(plan.kv_bytes_per_sequence) * double(plan.max_sequences)),
+                    human_bytes(double(plan.engine_bytes))});
+    rows_json.push_back({{"method", std::string(method_name(p.method))},
                          {"budget", p.budget > 0 ? nlohmann::json(p.budget) : nlohmann::json(nullptr)},
                          {"slots_per_head", plan.slots_per_head},
                          {"kv_bytes_per_sequence", plan.kv_bytes_per_sequence},
-                         {"activation_bytes_per_sequence", plan.activation_bytes_per_sequence},
+                         {"engine_bytes", plan.engine_bytes},
                          {"max_sequences", plan.max_sequences}});
   }
   if (f.json) {
@@ -90,20 +90,18 @@ int execute(const CapacityFlags& f) {
                                 {"device_bytes", memory.device_bytes},
                                 {"usable_fraction", memory.usable_fraction},
                                 {"weight_bytes", last.weight_bytes},
-                                {"shared_bytes", last.shared_bytes},
                                 {"methods", rows_json}};
     std::printf("%s\n", doc.dump(2).c_str());
     return 0;
   }
-  std::printf("%s, context %lld tokens (%lld prompt), %s: %s usable of %s; bf16 weights %s, shared scratch %s\n\n",
-              f.model.c_str(), static_cast<long long>(f.context), static_cast<long long>(f.prompt_tokens),
-              device.c_str(), human_bytes(double(last.usable_bytes)).c_str(),
-              human_bytes(double(memory.device_bytes)).c_str(), human_bytes(double(last.weight_bytes)).c_str(),
-              human_bytes(double(last.shared_bytes)).c_str());
-  std::fputs(markdown_table({"method", "KV slots/head", "KV/sequence", "max sequences", "KV at max"}, rows).c_str(),
+  std::printf("%s, context %lld tokens (%lld prompt), %s: %s usable of %s; bf16 weights %s\n\n", f.model.c_str(),
+              static_cast<long long>(f.context), static_cast<long long>(f.prompt_tokens), device.c_str(),
+              human_bytes(double(last.usable_bytes)).c_str(), human_bytes(double(memory.device_bytes)).c_str(),
+              human_bytes(double(last.weight_bytes)).c_str());
+  std::fputs(markdown_table({"method", "KV slots/head", "KV/sequence", "max sequences", "KV at max", "workspace at max"}, rows)
+                 .c_str(),
              stdout);
-  if (last.usable_bytes <= last.weight_bytes + last.shared_bytes)
-    std::printf("\nthe weights alone do not fit in the usable memory\n");
+  if (last.max_sequences == 0) std::printf("\nnot even one sequence fits in the usable memory\n");
   return 0;
 }
 

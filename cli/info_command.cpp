@@ -7,7 +7,7 @@
 #include "cli/commands.hpp"
 #include "kernels/gpu_info.hpp"
 #include "profiler/host_info.hpp"
-#include "reports/result.hpp"
+#include "run/result.hpp"
 #include "reports/table.hpp"
 #include "util/byte_size.hpp"
 

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "engine/benchmark.hpp"
+#include "run/benchmark.hpp"
 #include "reports/json_file.hpp"
 #include "reports/report.hpp"
 #include "reports/table.hpp"
@@ -34,6 +34,9 @@ struct RunFlags {
   std::string tri_mode = "per-head";
   std::string tri_aggregation = "mean";
   std::string batch = "1";
+  std::vector<std::string> methods = every_method_name();
+  std::string trigger;  // empty: each method's own
+  std::string streaming_positions = "absolute";
   bool method_given = false;
   std::string out;
   bool no_hash = false;
@@ -66,6 +69,12 @@ int execute(RunFlags& f) {
     if (used != f.batch.size() || c.batch_size <= 0)
       fail_input("--batch {}: expected a positive number of sequences or auto", f.batch);
   }
+  c.methods.clear();
+  for (const std::string& name : f.methods) c.methods.push_back(parse_method(name));
+  if (!f.trigger.empty()) c.method_options.trigger = parse_trigger(f.trigger);
+  if (f.streaming_positions == "absolute") c.method_options.streaming_positions = StreamingPositions::Absolute;
+  else if (f.streaming_positions == "cache") c.method_options.streaming_positions = StreamingPositions::Cache;
+  else fail_input("--streaming-positions {}: expected absolute or cache", f.streaming_positions);
   // The default comparison of every method needs TriAttention statistics the user did not name.
   if (!f.method_given && c.stats_path.empty()) c.stats_path = "self";
   if (f.tri_mode == "per-head") c.method_options.tri.selection = TriSelection::PerHead;
@@ -134,6 +143,14 @@ void add_method_options(CLI::App& cmd, RunFlags& f) {
       ->capture_default_str();
   cmd.add_option("--tri-seed", p.tri.seed, "triattention: tie-break noise seed")->capture_default_str();
   cmd.add_option("--sink-tokens", p.sink_tokens, "streaming: attention sinks kept")->capture_default_str();
+  cmd.add_option("--streaming-positions", f.streaming_positions,
+                 "streaming: RoPE positions absolute (the tokens' own) | cache (their places in the cache, as the "
+                 "StreamingLLM paper assigns them)")
+      ->capture_default_str();
+  cmd.add_option("--trigger", f.trigger,
+                 "when streaming and h2o compress: slack (at budget + divide length, back to budget; the default, as "
+                 "TriAttention) | every-step (hold exactly the budget, as their papers); triattention runs slack, "
+                 "snapkv and rkv their schedule (after the prefill and every divide length)");
 }
 
 Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
@@ -169,7 +186,7 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--repeat", c.repeat,
                   "measured repetitions of each method and budget (default: 5 in throughput mode, else 1); "
                   "timings report median, mean, stddev, min and max");
-  cmd->add_option("--method", c.methods, "comma list of KV methods: full, triattention, snapkv, rkv, streaming, h2o")
+  cmd->add_option("--method", f->methods, "comma list of KV methods: " + method_names())
       ->delimiter(',')
       ->capture_default_str()
       ->each([f](const std::string&) { f->method_given = true; });
@@ -187,6 +204,9 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
                 "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "
                 "result.json and the summary, and trace.json (Chrome trace format; open in Perfetto); on a GPU "
                 "also every kernel, memcpy and memset (CUPTI): a per-kernel table and GPU tracks in the trace");
+  cmd->add_option("--dump-kept", c.dump_kept,
+                  "write the absolute positions every method keeps at every compression event, per layer and KV head, "
+                  "to this JSONL file (one line per event; docs/methods.md)");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
   cmd->add_option("--format", f->formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
       ->delimiter(',')

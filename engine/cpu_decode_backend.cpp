@@ -1,11 +1,11 @@
-// The CPU decode backend: the Transformer over fp32 KvCaches in host memory, the method's policy
-// with its attention observer, and retained attention mass measured on the reference forward.
+// The CPU decode backend: the Transformer over fp32 KvCaches in host memory, the method over the
+// CPU compression ops, and retained attention mass measured on the reference forward.
 #include <cmath>
 #include <optional>
 
 #include "engine/decode_backend.hpp"
 #include "engine/kv_cache.hpp"
-#include "engine/retained_mass.hpp"
+#include "kernels/cpu/compression_cpu.hpp"
 
 namespace kvb {
 
@@ -13,37 +13,43 @@ namespace {
 
 class CpuDecodeBackend : public DecodeBackend {
  public:
-  CpuDecodeBackend(const Model& model, const PolicyConfig& config, int max_batch_tokens)
+  CpuDecodeBackend(const Model& model, const PolicyConfig& config, int max_batch_tokens, bool bf16_kv)
       : config_(model.config),
-        policy_(make_policy(config, model.config)),
+        bf16_kv_(bf16_kv),
+        method_(make_method(config, model.config)),
         tf_(model, max_batch_tokens),
         logits_(size_t(max_batch_tokens) * config_.vocab_size) {
-    tf_.set_attention_observer(policy_->observer());
+    record_.window_queries = method_->traits().query_window;
+    record_.slot_attention = method_->traits().slot_scores;
   }
 
   void begin_batch(int n_seqs, int capacity, int reference_capacity) override {
-    cache_.emplace(config_, n_seqs, capacity);
+    KvCacheExtras extras = cache_extras(method_->config());
+    extras.bf16_values = bf16_kv_;
+    cache_.emplace(config_, n_seqs, capacity, extras);
+    ops_ = make_cpu_compression_ops(cache_->storage());
     reference_.reset();
     if (reference_capacity > 0) {
-      reference_.emplace(config_, n_seqs, reference_capacity);
+      KvCacheExtras bf16;
+      bf16.bf16_values = bf16_kv_;
+      reference_.emplace(config_, n_seqs, reference_capacity, bf16);
       ref_logits_.resize(logits_.size());
     }
   }
-  void begin_sequence(int seq) override { policy_->begin_sequence(seq); }
+  void begin_sequence(int seq) override { method_->begin_sequence(seq); }
 
   void forward(std::span<const BatchToken> batch) override {
-    tf_.forward(batch, *cache_, logits_.data());
+    tf_.forward(batch, *cache_, logits_.data(), record_);
     rows_ = 0;
     for (const BatchToken& t : batch) rows_ += t.want_logits;
   }
-  void reference_forward(std::span<const BatchToken> batch, std::span<const int> rows) override {
-    retained_.snapshot(*cache_, rows);
-    tf_.set_attention_observer(&retained_);
-    tf_.forward(batch, *reference_, ref_logits_.data());
-    tf_.set_attention_observer(policy_->observer());
+  void reference_forward(std::span<const BatchToken> batch) override {
+    ForwardRecording<KvCache> record;
+    record.retained_mass_of = &*cache_;
+    tf_.forward(batch, *reference_, ref_logits_.data(), record);
   }
-  int64_t compress(int seq, const SequenceProgress& progress) override {
-    return policy_->after_forward(*cache_, seq, progress);
+  void compress(std::span<const RowProgress> rows, std::span<int64_t> evicted, std::vector<KeptEvent>* kept) override {
+    method_->compress(*ops_, rows, evicted, kept);
   }
 
   const float* host_logits(int row) override { return logits_.data() + size_t(row) * config_.vocab_size; }
@@ -55,7 +61,7 @@ class CpuDecodeBackend : public DecodeBackend {
       out[r] = compare_logits(reference_ ? ref_logits_.data() + size_t(r) * vocab : method, method, vocab, targets[r]);
     }
   }
-  double take_retained_mass(int seq) override { return reference_ ? retained_.take(seq) : std::nan(""); }
+  double take_retained_mass(int seq) override { return reference_ ? tf_.take_retained_mass(seq) : std::nan(""); }
 
   uint64_t sequence_bytes(int seq) const override { return cache_->sequence_bytes(seq); }
   uint64_t bytes_per_slot() const override { return cache_->bytes_per_slot(); }
@@ -64,18 +70,21 @@ class CpuDecodeBackend : public DecodeBackend {
 
  private:
   const ModelConfig& config_;
-  std::unique_ptr<KvPolicy> policy_;
+  bool bf16_kv_;
+  std::unique_ptr<KvMethod> method_;
+  ForwardRecording<KvCache> record_;  // what the method's forward records
   Transformer tf_;
   std::optional<KvCache> cache_, reference_;
+  std::unique_ptr<CompressionOps> ops_;
   std::vector<float> logits_, ref_logits_;
   int rows_ = 0;
-  RetainedMass retained_;
 };
 
 }  // namespace
 
-std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens) {
-  return std::make_unique<CpuDecodeBackend>(model, policy, max_batch_tokens);
+std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens,
+                                                bool bf16_kv) {
+  return std::make_unique<CpuDecodeBackend>(model, policy, max_batch_tokens, bf16_kv);
 }
 
 }  // namespace kvb

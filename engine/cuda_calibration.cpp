@@ -1,6 +1,6 @@
 // TriAttention's query statistics measured with the GPU engine's forward pass (`run --stats self`
 // on a GPU): the pre-RoPE queries of every token are copied to the host layer by layer
-// (AttentionTap::queries) and averaged there as on the CPU (engine/methods/calibration.cpp).
+// (ForwardRecording::queries) and averaged there as on the CPU (engine/methods/calibration.cpp).
 #include "engine/cuda_calibration.hpp"
 
 #include "util/errors.hpp"
@@ -17,11 +17,11 @@ QueryStats calibrate_query_stats(CudaTransformer& engine, const Model& model, co
                                  const std::function<void(const std::string&)>& progress) {
   std::optional<CudaKvCache> cache;
   return calibrate_with(model, sequences, progress,
-                        [&](std::span<const BatchToken> batch, bool new_sequence, int longest, AttentionObserver& acc) {
+                        [&](std::span<const BatchToken> batch, bool new_sequence, int longest, QueryObserver& acc) {
                           if (new_sequence) cache.emplace(engine.make_cache(1, longest, 0));  // every slot empty
-                          AttentionTap tap;
-                          tap.queries = &acc;
-                          engine.forward(batch, *cache, engine.method_logits(), false, tap);
+                          ForwardRecording<CudaKvCache> record;
+                          record.queries = &acc;
+                          engine.forward(batch, *cache, engine.method_logits(), record);
                         });
 }
 

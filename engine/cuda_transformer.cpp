@@ -3,6 +3,7 @@
 #ifdef KVBENCH_HAVE_CUDA
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "engine/rope.hpp"
@@ -13,143 +14,51 @@
 
 namespace kvb {
 
-uint64_t cuda_cache_bytes(const ModelConfig& c, int n_seqs, int capacity, bool slot_scores) {
-  auto aligned = [](uint64_t bytes) { return (bytes + cuda::DeviceArena::kAlign - 1) / cuda::DeviceArena::kAlign * cuda::DeviceArena::kAlign; };
-  const uint64_t slots = uint64_t(n_seqs) * c.n_kv_heads * capacity;
-  const uint64_t per_layer = 2 * aligned(slots * c.head_dim * sizeof(bf16)) + aligned(slots * sizeof(int32_t)) +
-                             aligned(uint64_t(n_seqs) * c.n_kv_heads * sizeof(int32_t)) +
-                             (slot_scores ? aligned(slots * sizeof(float)) : 0);
-  return per_layer * c.n_layers;
-}
-
-void CudaKvCache::download_positions(int l, int seq, int kv_head, std::vector<int32_t>& out) const {
-  out.resize(length(l, seq, kv_head));
-  if (!out.empty()) cuda::copy_to_host_bytes(out.data(), positions(l, seq, kv_head), sizeof(int32_t) * out.size());
-}
-
-void CudaKvCache::compact(int l, int seq, int kv_head, const int32_t* keep, int k) {
-  int32_t& len = lengths_[index(l, seq, kv_head)];
-  if (k < 0 || k > len) fail_runtime("CUDA compact: keeping {} of {} slots", k, len);
-  float* scores = slot_scores(l, seq, kv_head);
-  cuda::compact(keys(l, seq, kv_head), values(l, seq, kv_head), positions(l, seq, kv_head),
-                layers_[l].lengths + size_t(seq) * n_kv_heads_ + kv_head, keep, k, len, head_dim_, scores);
-  if (scores && len > k) cuda::fill_bytes(scores + k, 0, sizeof(float) * (len - k));  // new slots start at 0
-  live_slots_ -= len - k;
-  len = k;
-}
-
 uint64_t CudaKvCache::sequence_bytes(int seq) const {
   uint64_t slots = 0;
   for (int l = 0; l < n_layers(); ++l)
-    for (int h = 0; h < n_kv_heads_; ++h) slots += length(l, seq, h);
+    for (int h = 0; h < n_kv_heads(); ++h) slots += length(l, seq, h);
   return slots * bytes_per_slot();
 }
 
 void CudaKvCache::reserve_slot(int seq) {
   for (int l = 0; l < n_layers(); ++l)
-    for (int h = 0; h < n_kv_heads_; ++h) {
-      int32_t& len = lengths_[index(l, seq, h)];
-      if (len >= capacity_) fail_runtime("KV cache full: sequence row {} holds {} slots", seq, capacity_);
+    for (int h = 0; h < n_kv_heads(); ++h) {
+      int32_t& len = lengths_[s_.geometry.head(l, seq, h)];
+      if (len >= capacity()) fail_runtime("KV cache full: sequence row {} holds {} slots", seq, capacity());
       ++len;
     }
-  live_slots_ += uint64_t(n_layers()) * n_kv_heads_;
 }
 
-void CudaKvCache::note_live_slots() { peak_slots_ = std::max(peak_slots_, live_slots_); }
+void CudaKvCache::note_peak() {
+  uint64_t live = 0;
+  for (int32_t len : lengths_) live += uint64_t(len);
+  peak_slots_ = std::max(peak_slots_, live);
+}
+
+bool CudaTransformer::tied(const Model& model) {
+  // A loaded model's classifier is what its file holds; a generated one follows the config.
+  return model.weights.layers.empty() ? model.config.tied_embeddings : model.weights.classifier.empty();
+}
 
 CudaTransformer::CudaTransformer(const Model& model, const CudaEngineShape& shape)
-    : model_(model),
-      cfg_(model.config),
-      shape_(shape),
-      layers_(model.config.n_layers),
-      host_ids_(size_t(3) * shape.max_batch_tokens) {
+    : model_(model), cfg_(model.config), shape_(shape), host_ids_(size_t(3) * shape.max_batch_tokens) {
+  static_assert(sizeof(cuda::LogitStats) == kLogitStatsBytes);
   if (model_.weights.layers.empty() && !model_.info.synthetic)
     fail_runtime("CUDA engine: {} was loaded without weights", model_.info.source);
   if (shape_.max_batch_tokens < shape_.max_sequences)
     fail_runtime("CUDA engine: {} tokens per forward cannot feed {} sequences", shape_.max_batch_tokens, shape_.max_sequences);
-  layout();  // planning pass: counts bytes
-  arena_.allocate("the CUDA backend's weights, KV caches and workspace");
-  layout();
+  arena_.allocate(cuda_engine_bytes(cfg_, tied(model_), shape_), "the CUDA backend's weights, KV caches and workspace");
+  DeviceCarver carver(arena_.base());
+  lay_out_cuda_engine(carver, cfg_, tied(model_), shape_, layout_);
   if (model_.weights.layers.empty()) generate_synthetic_weights();
   else upload_weights();
   const std::vector<double> inv_freq = rope_inv_freq(cfg_);
-  cuda::copy_to_device_bytes(inv_freq_, inv_freq.data(), inv_freq.size() * sizeof(double));
+  cuda::copy_to_device_bytes(layout_.inv_freq, inv_freq.data(), inv_freq.size() * sizeof(double));
+  retained_sum_.assign(shape_.max_sequences, 0.0);
+  retained_count_.assign(shape_.max_sequences, 0);
+  cuda::fill_bytes(layout_.retained_mass, 0, sizeof(float) * shape_.max_sequences);
   cuda::synchronize("weight upload");
-}
-
-CudaTransformer::CudaTransformer(const Model& model, const CudaEngineShape& shape, PlanOnly)
-    : model_(model), cfg_(model.config), shape_(shape), layers_(model.config.n_layers) {
-  layout();
-}
-
-uint64_t CudaTransformer::bytes_needed(const Model& model, const CudaEngineShape& shape) {
-  return CudaTransformer(model, shape, PlanOnly{}).device_bytes();
-}
-
-void CudaTransformer::layout() {
-  const size_t dim = cfg_.dim, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), hd = cfg_.head_dim, ffn = cfg_.ffn_dim;
-  const size_t vocab = cfg_.vocab_size, t = shape_.max_batch_tokens, rows = shape_.max_sequences;
-  embedding_ = arena_.take<bf16>(vocab * dim);
-  // A loaded model's classifier is what its file holds; a generated one follows the config.
-  const bool tied = model_.weights.layers.empty() ? cfg_.tied_embeddings : model_.weights.classifier.empty();
-  lm_head_ = tied ? embedding_ : arena_.take<bf16>(vocab * dim);
-  final_norm_ = arena_.take<float>(dim);
-  inv_freq_ = arena_.take<double>(hd / 2);
-  for (Layer& l : layers_) {
-    l.wq = arena_.take<bf16>(qd * dim);
-    l.wk = arena_.take<bf16>(kvd * dim);
-    l.wv = arena_.take<bf16>(kvd * dim);
-    l.wo = arena_.take<bf16>(dim * qd);
-    l.w_gate = arena_.take<bf16>(ffn * dim);
-    l.w_up = arena_.take<bf16>(ffn * dim);
-    l.w_down = arena_.take<bf16>(dim * ffn);
-    l.attn_norm = arena_.take<float>(dim);
-    l.ffn_norm = arena_.take<float>(dim);
-    l.bq = cfg_.qkv_bias ? arena_.take<float>(qd) : nullptr;
-    l.bk = cfg_.qkv_bias ? arena_.take<float>(kvd) : nullptr;
-    l.bv = cfg_.qkv_bias ? arena_.take<float>(kvd) : nullptr;
-    l.q_norm = cfg_.qk_norm ? arena_.take<float>(hd) : nullptr;
-    l.k_norm = cfg_.qk_norm ? arena_.take<float>(hd) : nullptr;
-  }
-  if (!arena_.allocated()) weight_bytes_ = arena_.planned_bytes();  // everything so far is weights
-  kv_pool_ = arena_.take<uint8_t>(shape_.kv_pool_bytes);
-  logits_[0] = arena_.take<float>(rows * vocab);
-  logits_[1] = arena_.take<float>(rows * vocab);
-  query_ring_ = shape_.query_window > 0 ? arena_.take<float>(rows * cfg_.n_layers * qd * shape_.query_window) : nullptr;
-  held_words_ = (shape_.max_capacity + 31) / 32;
-  held_bits_ = arena_.take<uint32_t>(rows * cfg_.n_kv_heads * held_words_);
-  retained_mass_ = arena_.take<float>(rows);
-  const size_t cap = shape_.max_capacity;
-  scratch_.keys = arena_.take<bf16>(cap * hd);
-  scratch_.score = arena_.take<float>(cap);
-  scratch_.aux = arena_.take<float>(cap);
-  scratch_.total = arena_.take<float>(cap);
-  scratch_.raw = arena_.take<float>(size_t(cfg_.group_size()) * cap);
-  scratch_.index = arena_.take<int32_t>(cap);
-  scratch_.keep = arena_.take<int32_t>(cap);
-  scratch_.top = arena_.take<int32_t>(cap);
-  scratch_.index_positions = arena_.take<int32_t>(cap);
-  // TriAttention: up to one effective query per offset (max aggregation, <= 63 offsets) and the
-  // norm weights, for every query head of every layer.
-  scratch_.coefficient_floats = size_t(cfg_.n_layers) * cfg_.n_heads * (64 * hd + hd / 2);
-  scratch_.coefficients = arena_.take<float>(scratch_.coefficient_floats);
-  small_ids_ = arena_.take<int32_t>(rows);
-  small_results_ = arena_.take<cuda::LogitStats>(rows);
-  x_ = arena_.take<float>(t * dim);
-  xb_ = arena_.take<float>(t * std::max(dim, qd));
-  q_ = arena_.take<float>(t * qd);
-  k_ = arena_.take<float>(t * kvd);
-  v_ = arena_.take<float>(t * kvd);
-  att_ = arena_.take<float>(t * qd);
-  hb_ = arena_.take<float>(t * ffn);
-  hb2_ = arena_.take<float>(t * ffn);
-  gemm_in_ = arena_.take<bf16>(t * std::max({dim, qd, ffn}));
-  attention_ws_ = arena_.take<float>(cuda::attention_workspace_floats(shape_.max_batch_tokens, cfg_.n_heads, cfg_.head_dim,
-                                                                      shape_.max_capacity));
-  tokens_ = arena_.take<int32_t>(t);
-  seqs_ = arena_.take<int32_t>(t);
-  pos_ = arena_.take<int32_t>(t);
-  recorded_ = arena_.take<int32_t>(t);
 }
 
 void CudaTransformer::upload_weights() {
@@ -163,12 +72,12 @@ void CudaTransformer::upload_weights() {
     if (dst) cuda::copy_to_device_bytes(dst, src.data.data(), src.data.size() * sizeof(float));
   };
   const ModelWeights& w = model_.weights;
-  matrix(embedding_, w.token_embedding);
-  if (lm_head_ != embedding_) matrix(lm_head_, w.classifier);
-  vector(final_norm_, w.final_norm);
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  matrix(layout_.embedding, w.token_embedding);
+  if (layout_.lm_head != layout_.embedding) matrix(layout_.lm_head, w.classifier);
+  vector(layout_.final_norm, w.final_norm);
+  for (size_t i = 0; i < layout_.layers.size(); ++i) {
     const LayerWeights& lw = w.layers[i];
-    Layer& l = layers_[i];
+    CudaLayerWeights& l = layout_.layers[i];
     matrix(l.wq, lw.wq);
     matrix(l.wk, lw.wk);
     matrix(l.wv, lw.wv);
@@ -191,11 +100,11 @@ void CudaTransformer::generate_synthetic_weights() {
     int64_t n = 1;
     for (int64_t s : t.shape) n *= s;
     auto fill = [&](auto* dst) { cuda::synthetic_fill(dst, n, t.key, t.scale, t.offset); };
-    Layer* l = t.layer >= 0 ? &layers_[t.layer] : nullptr;
+    CudaLayerWeights* l = t.layer >= 0 ? &layout_.layers[t.layer] : nullptr;
     switch (t.role) {
-      case Role::TokenEmbedding: fill(embedding_); break;
-      case Role::Classifier: fill(lm_head_); break;
-      case Role::FinalNorm: fill(final_norm_); break;
+      case Role::TokenEmbedding: fill(layout_.embedding); break;
+      case Role::Classifier: fill(layout_.lm_head); break;
+      case Role::FinalNorm: fill(layout_.final_norm); break;
       case Role::AttnNorm: fill(l->attn_norm); break;
       case Role::Wq: fill(l->wq); break;
       case Role::Wk: fill(l->wk); break;
@@ -214,67 +123,56 @@ void CudaTransformer::generate_synthetic_weights() {
   }
 }
 
-CudaKvCache CudaTransformer::make_cache(int n_seqs, int capacity, uint64_t pool_offset, bool slot_scores) {
+CudaKvCache CudaTransformer::make_cache(int n_seqs, int capacity, uint64_t pool_offset, const KvCacheExtras& extras) {
   if (n_seqs > shape_.max_sequences || capacity > shape_.max_capacity ||
-      pool_offset + cuda_cache_bytes(cfg_, n_seqs, capacity, slot_scores) > shape_.kv_pool_bytes)
+      pool_offset + cuda_cache_bytes(cfg_, n_seqs, capacity, extras) > shape_.kv_pool_bytes)
     fail_runtime("CUDA engine: a cache of {} sequences x {} slots does not fit what the engine was sized for "
                  "({} sequences, {} slots, {} pool bytes)",
                  n_seqs, capacity, shape_.max_sequences, shape_.max_capacity, shape_.kv_pool_bytes);
   CudaKvCache c;
-  c.n_seqs_ = n_seqs;
-  c.n_kv_heads_ = cfg_.n_kv_heads;
-  c.head_dim_ = cfg_.head_dim;
-  c.capacity_ = capacity;
-  c.lengths_.assign(size_t(cfg_.n_layers) * n_seqs * cfg_.n_kv_heads, 0);
-  const uint64_t slots = uint64_t(n_seqs) * cfg_.n_kv_heads * capacity;
-  uint8_t* at = kv_pool_ + pool_offset;
-  auto take = [&](uint64_t bytes) {
-    uint8_t* p = at;
-    at += (bytes + cuda::DeviceArena::kAlign - 1) / cuda::DeviceArena::kAlign * cuda::DeviceArena::kAlign;
-    return p;
-  };
-  c.layers_.resize(cfg_.n_layers);
-  for (CudaKvCache::Layer& l : c.layers_) {
-    l.keys = reinterpret_cast<bf16*>(take(slots * cfg_.head_dim * sizeof(bf16)));
-    l.values = reinterpret_cast<bf16*>(take(slots * cfg_.head_dim * sizeof(bf16)));
-    l.positions = reinterpret_cast<int32_t*>(take(slots * sizeof(int32_t)));
-    l.lengths = reinterpret_cast<int32_t*>(take(uint64_t(n_seqs) * cfg_.n_kv_heads * sizeof(int32_t)));
-    cuda::fill_bytes(l.lengths, 0, sizeof(int32_t) * n_seqs * cfg_.n_kv_heads);
-    if (slot_scores) {
-      l.scores = reinterpret_cast<float*>(take(slots * sizeof(float)));
-      cuda::fill_bytes(l.scores, 0, sizeof(float) * slots);
-    }
-  }
+  DeviceCarver carver(layout_.kv_pool + pool_offset);
+  lay_out_cuda_cache(carver, cfg_, n_seqs, capacity, extras, c.s_);
+  const KvGeometry& g = c.s_.geometry;
+  c.lengths_.assign(g.heads(), 0);
+  cuda::fill_bytes(c.s_.lengths, 0, sizeof(int32_t) * g.heads());
+  if (c.s_.slot_scores) cuda::fill_bytes(c.s_.slot_scores, 0, sizeof(float) * g.slots());
+  if (c.s_.window_queries) cuda::fill_bytes(c.s_.window_queries, 0, sizeof(float) * g.window_floats());
   return c;
 }
 
-int CudaTransformer::list_recorded_tokens(std::span<const BatchToken> batch) {
+int CudaTransformer::list_recorded_tokens(std::span<const BatchToken> batch, int window) {
   // A token is recorded when it is among the last `window` positions its sequence reaches in
   // this batch; an earlier one would share a ring slot with a later one.
   latest_pos_.assign(shape_.max_sequences, -1);
   for (const BatchToken& t : batch) latest_pos_[t.seq] = std::max(latest_pos_[t.seq], t.pos);
   host_recorded_.clear();
   for (size_t i = 0; i < batch.size(); ++i)
-    if (batch[i].pos > latest_pos_[batch[i].seq] - shape_.query_window) host_recorded_.push_back(static_cast<int32_t>(i));
-  cuda::copy_to_device_bytes(recorded_, host_recorded_.data(), sizeof(int32_t) * host_recorded_.size());
+    if (batch[i].pos > latest_pos_[batch[i].seq] - window) host_recorded_.push_back(static_cast<int32_t>(i));
+  cuda::copy_to_device_bytes(layout_.recorded, host_recorded_.data(), sizeof(int32_t) * host_recorded_.size());
   return static_cast<int>(host_recorded_.size());
 }
 
-const float* CudaTransformer::window_queries(int seq, int layer, int kv_head) const {
-  const size_t block = (size_t(seq) * cfg_.n_layers + layer) * cfg_.n_kv_heads + kv_head;
-  return query_ring_ + block * shape_.query_window * cfg_.group_size() * cfg_.head_dim;
+double CudaTransformer::take_retained_mass(int seq) {
+  if (seq >= static_cast<int>(retained_count_.size()) || retained_count_[seq] == 0) return std::nan("");
+  const double mean = retained_sum_[seq] / double(retained_count_[seq]);
+  retained_sum_[seq] = 0;
+  retained_count_[seq] = 0;
+  return mean;
 }
 
-int CudaTransformer::forward(std::span<const BatchToken> batch, CudaKvCache& cache, float* logits, bool record_queries,
-                             const AttentionTap& tap) {
+int CudaTransformer::forward(std::span<const BatchToken> batch, CudaKvCache& cache, float* logits,
+                             const ForwardRecording<CudaKvCache>& record) {
   const int n = static_cast<int>(batch.size());
   if (n == 0) return 0;
   const int max_tokens = shape_.max_batch_tokens;
+  const CudaEngineLayout& w = layout_;
   if (n > max_tokens) fail_runtime("CUDA forward: batch of {} tokens exceeds the {} the engine was sized for", n, max_tokens);
-  if (record_queries && !query_ring_) fail_runtime("CUDA forward: queries recorded but the engine has no query window");
-  if (tap.accumulate_slot_scores && !cache.layer(0).scores)
-    fail_runtime("CUDA forward: slot scores accumulated into a cache made without them");
-  if (tap.held_by && (tap.held_by->n_sequences() != cache.n_sequences() || tap.held_by->capacity() > shape_.max_capacity))
+  const int window = cache.geometry().window;
+  if (record.window_queries && window == 0) fail_runtime("CUDA forward: window queries recorded into a cache without a window");
+  if (record.slot_attention && !cache.slot_scores(0))
+    fail_runtime("CUDA forward: slot attention recorded into a cache made without slot scores");
+  const CudaKvCache* held_by = record.retained_mass_of;
+  if (held_by && (held_by->n_sequences() != cache.n_sequences() || held_by->capacity() > shape_.max_capacity))
     fail_runtime("CUDA forward: retained mass measured against a cache of another shape");
   const bool all = std::all_of(batch.begin(), batch.end(), [](const BatchToken& t) { return t.want_logits; });
   const int wanted = all ? n : static_cast<int>(std::count_if(batch.begin(), batch.end(), [](const BatchToken& t) { return t.want_logits; }));
@@ -292,69 +190,69 @@ int CudaTransformer::forward(std::span<const BatchToken> batch, CudaKvCache& cac
     host_ids_[size_t(max_tokens) + i] = t.seq;
     host_ids_[size_t(2) * max_tokens + i] = t.pos;
   }
-  cache.note_live_slots();
-  const int n_recorded = record_queries ? list_recorded_tokens(batch) : 0;
-  cuda::copy_to_device_bytes(tokens_, host_ids_.data(), sizeof(int32_t) * n);
-  cuda::copy_to_device_bytes(seqs_, host_ids_.data() + max_tokens, sizeof(int32_t) * n);
-  cuda::copy_to_device_bytes(pos_, host_ids_.data() + 2 * size_t(max_tokens), sizeof(int32_t) * n);
+  cache.note_peak();
+  const int n_recorded = record.window_queries ? list_recorded_tokens(batch, window) : 0;
+  cuda::copy_to_device_bytes(w.tokens, host_ids_.data(), sizeof(int32_t) * n);
+  cuda::copy_to_device_bytes(w.seqs, host_ids_.data() + max_tokens, sizeof(int32_t) * n);
+  cuda::copy_to_device_bytes(w.pos, host_ids_.data() + 2 * size_t(max_tokens), sizeof(int32_t) * n);
 
   const bool interleaved = cfg_.rope_pairing == RopePairing::Interleaved;
   const float rope_scale = static_cast<float>(rope_attention_scale(cfg_));
-  cuda::embedding(x_, embedding_, tokens_, n, dim);
+  const int cap = cache.capacity();
+  cuda::embedding(w.x, w.embedding, w.tokens, n, dim);
   for (int li = 0; li < cfg_.n_layers; ++li) {
-    const Layer& l = layers_[li];
-    const CudaKvCache::Layer& kv = cache.layer(li);
+    const CudaLayerWeights& l = w.layers[li];
     // Attention block. Ranges mark where kernels are launched (NVTX, and CUPTI's attribution).
     std::optional<profiler::Range> range(std::in_place, "attention");
-    cuda::rmsnorm(xb_, x_, l.attn_norm, n, dim, cfg_.norm_eps);
-    cuda::matmul(q_, xb_, l.wq, n, dim, qd, gemm_in_);
-    cuda::matmul(k_, xb_, l.wk, n, dim, kvd, gemm_in_);
-    cuda::matmul(v_, xb_, l.wv, n, dim, kvd, gemm_in_);
+    cuda::rmsnorm(w.xb, w.x, l.attn_norm, n, dim, cfg_.norm_eps);
+    cuda::matmul(w.q, w.xb, l.wq, n, dim, qd, w.gemm_in);
+    cuda::matmul(w.k, w.xb, l.wk, n, dim, kvd, w.gemm_in);
+    cuda::matmul(w.v, w.xb, l.wv, n, dim, kvd, w.gemm_in);
     if (l.bq) {
-      cuda::add_bias(q_, l.bq, n, qd);
-      cuda::add_bias(k_, l.bk, n, kvd);
-      cuda::add_bias(v_, l.bv, n, kvd);
+      cuda::add_bias(w.q, l.bq, n, qd);
+      cuda::add_bias(w.k, l.bk, n, kvd);
+      cuda::add_bias(w.v, l.bv, n, kvd);
     }
     if (l.q_norm) {  // Qwen3: per-head RMSNorm before RoPE
-      cuda::rmsnorm(q_, q_, l.q_norm, n * cfg_.n_heads, hd, cfg_.norm_eps);
-      cuda::rmsnorm(k_, k_, l.k_norm, n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
+      cuda::rmsnorm(w.q, w.q, l.q_norm, n * cfg_.n_heads, hd, cfg_.norm_eps);
+      cuda::rmsnorm(w.k, w.k, l.k_norm, n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
     }
-    if (tap.queries) {
+    if (record.queries) {
       host_queries_.resize(size_t(n) * qd);
-      cuda::copy_to_host_bytes(host_queries_.data(), q_, sizeof(float) * host_queries_.size());
+      cuda::copy_to_host_bytes(host_queries_.data(), w.q, sizeof(float) * host_queries_.size());
       for (int i = 0; i < n; ++i)
-        tap.queries->on_query(li, batch[i].seq, batch[i].pos, host_queries_.data() + size_t(i) * qd, nullptr);
+        record.queries->on_query(li, batch[i].seq, batch[i].pos, host_queries_.data() + size_t(i) * qd);
     }
-    cuda::rope(q_, pos_, n, cfg_.n_heads, hd, inv_freq_, rope_scale, interleaved);
-    cuda::rope(k_, pos_, n, cfg_.n_kv_heads, hd, inv_freq_, rope_scale, interleaved);
-    if (record_queries)
-      cuda::store_window_queries(query_ring_, q_, recorded_, n_recorded, seqs_, pos_, cfg_.n_heads, cfg_.group_size(), hd,
-                                 shape_.query_window, li, cfg_.n_layers);
-    const int cap = cache.capacity();
-    cuda::append_kv(kv.keys, kv.values, kv.positions, kv.lengths, k_, v_, seqs_, pos_, n, cfg_.n_kv_heads, hd, cap);
-    cuda::attention(att_, q_, kv.keys, kv.values, kv.positions, kv.lengths, seqs_, pos_, n, cfg_.n_heads, cfg_.n_kv_heads,
-                    hd, cap, attention_ws_);
-    if (tap.accumulate_slot_scores || tap.held_by) {
+    cuda::rope(w.q, w.pos, n, cfg_.n_heads, hd, w.inv_freq, rope_scale, interleaved);
+    cuda::rope(w.k, w.pos, n, cfg_.n_kv_heads, hd, w.inv_freq, rope_scale, interleaved);
+    if (record.window_queries)
+      cuda::store_window_queries(cache.window_queries(), w.q, w.recorded, n_recorded, w.seqs, w.pos, cfg_.n_heads,
+                                 cfg_.group_size(), hd, window, li, cfg_.n_layers);
+    cuda::append_kv(cache.keys(li), cache.values(li), cache.positions(li), cache.lengths(li), w.k, w.v, w.seqs, w.pos, n,
+                    cfg_.n_kv_heads, hd, cap);
+    cuda::attention(w.att, w.q, cache.keys(li), cache.values(li), cache.positions(li), cache.lengths(li), w.seqs, w.pos, n,
+                    cfg_.n_heads, cfg_.n_kv_heads, hd, cap, w.attention_ws);
+    if (record.slot_attention || held_by) {
       const uint32_t* held = nullptr;
-      if (tap.held_by) {
-        const CudaKvCache::Layer& m = tap.held_by->layer(li);
-        cuda::mark_held_positions(held_bits_, m.positions, m.lengths, tap.held_by->n_sequences() * cfg_.n_kv_heads,
-                                  tap.held_by->capacity(), held_words_);
-        held = held_bits_;
+      if (held_by) {
+        cuda::mark_held_positions(w.held_bits, held_by->positions(li), held_by->lengths(li),
+                                  held_by->n_sequences() * cfg_.n_kv_heads, held_by->capacity(), w.held_words);
+        held = w.held_bits;
       }
-      cuda::slot_attention(q_, kv.keys, kv.positions, kv.lengths, seqs_, pos_, n, cfg_.n_heads, cfg_.n_kv_heads, hd, cap,
-                           tap.accumulate_slot_scores ? kv.scores : nullptr, held, held_words_, retained_mass_);
+      cuda::slot_attention(w.q, cache.keys(li), cache.positions(li), cache.lengths(li), w.seqs, w.pos, n, cfg_.n_heads,
+                           cfg_.n_kv_heads, hd, cap, record.slot_attention ? cache.slot_scores(li) : nullptr, held,
+                           w.held_words, w.retained_mass);
     }
-    cuda::matmul(xb_, att_, l.wo, n, qd, dim, gemm_in_);
-    cuda::add_bias(x_, xb_, 1, n * dim);  // residual: x += attention output
+    cuda::matmul(w.xb, w.att, l.wo, n, qd, dim, w.gemm_in);
+    cuda::add_bias(w.x, w.xb, 1, n * dim);  // residual: x += attention output
     // Feed-forward block (SwiGLU).
     range.emplace("mlp");
-    cuda::rmsnorm(xb_, x_, l.ffn_norm, n, dim, cfg_.norm_eps);
-    cuda::matmul(hb_, xb_, l.w_gate, n, dim, ffn, gemm_in_);
-    cuda::matmul(hb2_, xb_, l.w_up, n, dim, ffn, gemm_in_);
-    cuda::swiglu(hb_, hb2_, int64_t(n) * ffn);
-    cuda::matmul(xb_, hb_, l.w_down, n, ffn, dim, gemm_in_);
-    cuda::add_bias(x_, xb_, 1, n * dim);
+    cuda::rmsnorm(w.xb, w.x, l.ffn_norm, n, dim, cfg_.norm_eps);
+    cuda::matmul(w.hb, w.xb, l.w_gate, n, dim, ffn, w.gemm_in);
+    cuda::matmul(w.hb2, w.xb, l.w_up, n, dim, ffn, w.gemm_in);
+    cuda::swiglu(w.hb, w.hb2, int64_t(n) * ffn);
+    cuda::matmul(w.xb, w.hb, l.w_down, n, ffn, dim, w.gemm_in);
+    cuda::add_bias(w.x, w.xb, 1, n * dim);
   }
   // Final norm and classifier for the rows whose logits are wanted: all of them, or (a prefill
   // chunk) single rows.
@@ -363,12 +261,21 @@ int CudaTransformer::forward(std::span<const BatchToken> batch, CudaKvCache& cac
   for (int i = 0; i < n; ++i) {
     if (!all && !batch[i].want_logits) continue;
     const int count = all ? n : 1;
-    cuda::rmsnorm(xb_, x_ + size_t(i) * dim, final_norm_, count, dim, cfg_.norm_eps);
-    cuda::matmul(logits + size_t(rows) * vocab, xb_, lm_head_, count, dim, vocab, gemm_in_);
+    cuda::rmsnorm(w.xb, w.x + size_t(i) * dim, w.final_norm, count, dim, cfg_.norm_eps);
+    cuda::matmul(logits + size_t(rows) * vocab, w.xb, w.lm_head, count, dim, vocab, w.gemm_in);
     rows += count;
     if (all) break;
   }
   cuda::synchronize("forward");
+  if (held_by) {
+    // The retained mass of this forward, per sequence: summed on the device, averaged on the host.
+    const int seqs = cache.n_sequences();
+    host_mass_.resize(seqs);
+    cuda::copy_to_host_bytes(host_mass_.data(), w.retained_mass, sizeof(float) * seqs);
+    cuda::fill_bytes(w.retained_mass, 0, sizeof(float) * seqs);
+    for (int s = 0; s < seqs; ++s) retained_sum_[s] += host_mass_[s];
+    for (const BatchToken& t : batch) retained_count_[t.seq] += int64_t(cfg_.n_layers) * cfg_.n_heads;
+  }
   return rows;
 }
 

@@ -1,17 +1,19 @@
 #pragma once
 // What the decode loop (engine/decode_loop.cpp) drives on one device: a forward pass, the KV caches
-// of a batch of sequences (the method's and, for a lockstep replay, full attention's), the method's
-// policy, and the logits of the last forward. The loop owns the schedule, the timers and the
-// outcomes; a backend owns where the numbers live. The CPU backend (engine/cpu_decode_backend.cpp)
-// keeps everything in host memory; the CUDA backend (engine/cuda_decode_backend.cpp) keeps caches
-// and logits on the device so only scalars cross to the host, except where sampling needs a row.
+// of a batch of sequences (the method's and, for a lockstep replay, full attention's), the method
+// (engine/methods/kv_method.hpp) over the backend's compression ops, and the logits of the last
+// forward. The loop owns the schedule, the timers and the outcomes; a backend owns where the
+// numbers live. The CPU backend (engine/cpu_decode_backend.cpp) keeps everything in host memory;
+// the CUDA backend (engine/cuda_decode_backend.cpp) keeps caches and logits on the device so only
+// scalars cross to the host, except where sampling needs a row. Both record in each forward what
+// the method's traits ask (engine/forward_recording.hpp).
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "engine/fidelity.hpp"
-#include "engine/methods/kv_policy.hpp"
+#include "engine/methods/kv_method.hpp"
 #include "engine/model.hpp"
 #include "engine/transformer.hpp"
 
@@ -26,17 +28,18 @@ class DecodeBackend {
   // Fresh caches for a batch of `n_seqs` sequences with `capacity` slots per (layer, sequence,
   // kv-head), and a full-attention reference cache of `reference_capacity` slots (0: none).
   virtual void begin_batch(int n_seqs, int capacity, int reference_capacity) = 0;
-  // Row `seq` takes a new sequence (the policy's per-sequence state starts over).
+  // Row `seq` takes a new sequence (the method's per-sequence state starts over).
   virtual void begin_sequence(int seq) = 0;
 
   // The method's forward over `batch`; its logits (one row per token with want_logits, in order)
   // are kept until the next forward.
   virtual void forward(std::span<const BatchToken> batch) = 0;
   // Full attention's forward over the same batch into the reference cache, after the method's and
-  // before its policy runs; `rows` are the sequences it feeds (for retained attention mass).
-  virtual void reference_forward(std::span<const BatchToken> batch, std::span<const int> rows) = 0;
-  // The policy after a forward that appended to `seq`: slots evicted (layers and kv-heads summed).
-  virtual int64_t compress(int seq, const SequenceProgress& progress) = 0;
+  // before the method compresses (it measures the retained attention mass).
+  virtual void reference_forward(std::span<const BatchToken> batch) = 0;
+  // The method after a forward that appended to `rows`, in one event: evicted[i] gets the slots
+  // evicted from rows[i] (layers and kv-heads summed); with `kept`, what each compacted row holds.
+  virtual void compress(std::span<const RowProgress> rows, std::span<int64_t> evicted, std::vector<KeptEvent>* kept) = 0;
 
   // Row `row` of the last forward's logits in host memory (vocab floats), for sampling.
   virtual const float* host_logits(int row) = 0;
@@ -54,8 +57,9 @@ class DecodeBackend {
   virtual uint64_t peak_bytes() const = 0;
 };
 
-// The CPU backend: Transformer + KvCache, any policy.
-std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens);
+// The CPU backend: Transformer + KvCache, any method; bf16_kv stores the method's K and V in bf16.
+std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens,
+                                                bool bf16_kv = false);
 
 // The CUDA backend over an engine whose weights are already on the device (built only with
 // KVBENCH_HAVE_CUDA; elsewhere a RuntimeFailure).

@@ -41,11 +41,11 @@ double log_probability(const float* logits, int vocab, int target) {
 }
 
 void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode,
-                       const KvPolicy* policy) {
+                       const KvMethod* method) {
   const ModelConfig& c = model.config;
   for (const DecodeRequest& r : requests) {
     if (r.prompt.empty()) fail_input("sequence {}: the prompt is empty and the model adds no BOS token", r.id);
-    if (policy) policy->check_prompt(static_cast<int>(r.prompt.size()), r.id);
+    if (method) method->check_prompt(static_cast<int>(r.prompt.size()), r.id);
     for (const auto* ids : {&r.prompt, &r.forced})
       for (int t : *ids)
         if (t < 0 || t >= c.vocab_size)
@@ -63,12 +63,12 @@ void validate_requests(const Model& model, const std::vector<DecodeRequest>& req
 
 DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& opt) {
   const ModelConfig& c = model.config;
-  validate_requests(model, requests, opt.mode, make_policy(opt.policy, c).get());
+  validate_requests(model, requests, opt.mode, make_method(opt.policy, c).get());
   const int vocab = c.vocab_size;
   const int batch_size = std::max(1, opt.batch_size);
   std::unique_ptr<DecodeBackend> backend =
-      opt.cuda ? make_cuda_backend(*opt.cuda, opt.policy) : make_cpu_backend(model, opt.policy, std::max(batch_size, opt.prefill_chunk));
-  const bool lockstep = opt.mode == RunMode::Replay && opt.policy.method != "full";
+      opt.cuda ? make_cuda_backend(*opt.cuda, opt.policy) : make_cpu_backend(model, opt.policy, std::max(batch_size, opt.prefill_chunk), opt.bf16_kv);
+  const bool lockstep = opt.mode == RunMode::Replay && traits(opt.policy.method).budgeted;
   std::vector<BatchToken> batch;
   batch.reserve(std::max(batch_size, opt.prefill_chunk));
   std::vector<int> targets;
@@ -88,30 +88,38 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       full_capacity = std::max(full_capacity, total);
     }
     backend->begin_batch(n, capacity, lockstep ? full_capacity : 0);
-    // Runs the reference forward on the batch the method just consumed (before the method's
-    // policy runs, so the method's cache holds what its attention read) and returns its
+    // Runs the reference forward on the batch the method just consumed (before the method
+    // compresses, so the method's cache holds what its attention read) and returns its
     // duration, to be left out of the method's timings.
-    auto reference_forward = [&](std::span<const int> rows) -> double {
+    auto reference_forward = [&]() -> double {
       if (!lockstep) return 0.0;
       profiler::Range range("reference forward");
       const auto t0 = Clock::now();
-      backend->reference_forward(batch, rows);
+      backend->reference_forward(batch);
       return seconds_since(t0);
     };
     out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, backend->capacity_bytes());
     std::vector<Sampler> samplers;
     for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
 
-    // The policy runs after every forward; its time is measured apart from the forward's.
-    auto apply_policy = [&](int s, const SequenceProgress& progress) {
+    // The method runs after every forward, over every row it fed; its time is measured apart
+    // from the forward's.
+    std::vector<RowProgress> progress;
+    std::vector<int64_t> evicted;
+    std::vector<KeptEvent> kept;
+    auto compress = [&] {
       profiler::Range range("compress");
       const auto t0 = Clock::now();
-      const int64_t evicted = backend->compress(s, progress);
+      evicted.resize(progress.size());
+      kept.clear();
+      backend->compress(progress, evicted, opt.on_kept ? &kept : nullptr);
       out.stats.compression_seconds += seconds_since(t0);
-      if (evicted > 0) {
-        ++out.stats.compression_events;
-        out.stats.evicted_slots += evicted;
-      }
+      for (int64_t e : evicted)
+        if (e > 0) {
+          ++out.stats.compression_events;
+          out.stats.evicted_slots += e;
+        }
+      for (const KeptEvent& k : kept) opt.on_kept(requests[first + k.seq].id, k);
     };
 
     // What each sequence consumes next and whether it is still running.
@@ -183,11 +191,12 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
         batch.clear();
         for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
         backend->forward(batch);
-        reference_seconds += reference_forward(row);
+        reference_seconds += reference_forward();
       }
       held_bytes[s] = backend->sequence_bytes(s);
       measure_fidelity(row);
-      apply_policy(s, SequenceProgress{len, len, true});
+      progress.assign(1, RowProgress{s, len, len, true});
+      compress();
       consume(s, 0);
       o.prefill_seconds = seconds_since(t0) - reference_seconds;
       reference_seconds = 0;
@@ -221,13 +230,15 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       for (int s : rows) step_bytes += held_bytes[s] = backend->sequence_bytes(s);
       out.stats.step_kv_slots.push_back(double(step_bytes) / backend->bytes_per_slot() /
                                         (double(c.n_layers) * c.n_kv_heads) / rows.size());
-      reference_forward(rows);
+      reference_forward();
       measure_fidelity(rows);
       const auto t1 = Clock::now();
+      progress.clear();
       for (size_t i = 0; i < rows.size(); ++i) {
         const int s = rows[i];
-        apply_policy(s, SequenceProgress{static_cast<int>(requests[first + s].prompt.size()), batch[i].pos + 1, false});
+        progress.push_back(RowProgress{s, static_cast<int>(requests[first + s].prompt.size()), batch[i].pos + 1, false});
       }
+      compress();
       const double dt = forward_seconds + seconds_since(t1);
       for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], static_cast<int>(i));
       out.stats.step_seconds.push_back(dt);

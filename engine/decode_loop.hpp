@@ -5,10 +5,11 @@
 // pass and policy (engine/decode_backend.hpp), on the CPU or a GPU.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
-#include "engine/methods/kv_policy.hpp"
+#include "engine/methods/kv_method.hpp"
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
 
@@ -53,9 +54,9 @@ struct DecodeStats {
   std::vector<double> step_kv_slots;  // per step: mean KV slots per (layer, kv-head) of the sequences it fed
   uint64_t kv_peak_bytes = 0;
   uint64_t kv_capacity_bytes = 0;     // largest cache allocated
-  int64_t compression_events = 0;     // policy calls that evicted slots (one per sequence and call)
+  int64_t compression_events = 0;     // compressions that evicted slots (one per sequence and event)
   int64_t evicted_slots = 0;          // summed over layers and kv-heads
-  double compression_seconds = 0;     // time in the policy (scoring, selection, compaction)
+  double compression_seconds = 0;     // time in the method (scoring, selection, compaction)
 };
 
 struct DecodeOutput {
@@ -72,6 +73,9 @@ struct DecodeOptions {
   PolicyConfig policy;                      // which KV-cache method, at which budget
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
   CudaTransformer* cuda = nullptr;          // the GPU engine (weights already on the device); nullptr: CPU
+  bool bf16_kv = false;                     // CPU: keys and values stored in bf16, the GPU's precision (parity tests)
+  // Called with every compression event of every sequence (--dump-kept); empty: not recorded.
+  std::function<void(const std::string& sequence_id, const KeptEvent& event)> on_kept;
 };
 
 // In replay mode a budgeted method is run in lockstep with full attention: every step feeds the
@@ -79,9 +83,9 @@ struct DecodeOptions {
 // The reference forward is timed apart and not counted in the method's latencies.
 
 // Checks every request against the model's context and vocabulary, and its prompt against the
-// policy's budget (InputError naming the sequence), before anything runs.
+// method's budget (InputError naming the sequence), before anything runs.
 void validate_requests(const Model& model, const std::vector<DecodeRequest>& requests, RunMode mode,
-                       const KvPolicy* policy = nullptr);
+                       const KvMethod* method = nullptr);
 
 DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& requests, const DecodeOptions& options);
 

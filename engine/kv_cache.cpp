@@ -1,79 +1,85 @@
 #include "engine/kv_cache.hpp"
 
-#include <cstring>
+#include <algorithm>
+#include <numeric>
 
+#include "kernels/cpu/compression_cpu.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
 
-KvCache::KvCache(const ModelConfig& c, int n_sequences, int capacity)
-    : n_layers_(c.n_layers), n_seqs_(n_sequences), n_kv_heads_(c.n_kv_heads), head_dim_(c.head_dim), capacity_(capacity) {
-  const size_t heads = size_t(n_layers_) * n_seqs_ * n_kv_heads_;
-  k_.assign(heads * capacity_ * head_dim_, 0.0f);
-  v_.assign(heads * capacity_ * head_dim_, 0.0f);
-  pos_.assign(heads * capacity_, -1);
-  score_.assign(heads * capacity_, 0.0f);
-  len_.assign(heads, 0);
+KvGeometry kv_geometry(const ModelConfig& c, int n_sequences, int capacity, const KvCacheExtras& extras) {
+  KvGeometry g;
+  g.n_layers = c.n_layers;
+  g.n_seqs = n_sequences;
+  g.n_kv_heads = c.n_kv_heads;
+  g.capacity = capacity;
+  g.head_dim = c.head_dim;
+  g.group = c.group_size();
+  g.window = extras.window;
+  g.sinks = extras.sinks;
+  return g;
 }
+
+KvCache::KvCache(const ModelConfig& c, int n_sequences, int capacity, const KvCacheExtras& extras)
+    : g_(kv_geometry(c, n_sequences, capacity, extras)), bf16_values_(extras.bf16_values) {
+  k_.assign(g_.slots() * g_.head_dim, 0.0f);
+  v_.assign(g_.slots() * g_.head_dim, 0.0f);
+  pos_.assign(g_.slots(), -1);
+  if (extras.slot_scores) score_.assign(g_.slots(), 0.0f);
+  window_.assign(g_.window_floats(), 0.0f);
+  sink_keys_.assign(g_.sink_values(), 0.0f);
+  len_.assign(g_.heads(), 0);
+}
+
+KvStorage<float> KvCache::storage() {
+  KvStorage<float> s;
+  s.geometry = g_;
+  s.keys = k_.data();
+  s.values = v_.data();
+  s.positions = pos_.data();
+  s.slot_scores = score_.empty() ? nullptr : score_.data();
+  s.window_queries = window_.empty() ? nullptr : window_.data();
+  s.sink_keys = sink_keys_.empty() ? nullptr : sink_keys_.data();
+  s.lengths = len_.data();
+  s.host_lengths = len_.data();
+  return s;
+}
+
+uint64_t KvCache::live_bytes() const { return std::accumulate(len_.begin(), len_.end(), uint64_t(0)) * bytes_per_slot(); }
+
+void KvCache::note_peak() { peak_slots_ = std::max<uint64_t>(peak_slots_, live_bytes() / bytes_per_slot()); }
 
 uint64_t KvCache::sequence_bytes(int seq) const {
   uint64_t slots = 0;
-  for (int l = 0; l < n_layers_; ++l)
-    for (int h = 0; h < n_kv_heads_; ++h) slots += len_[index(l, seq, h)];
+  for (int l = 0; l < g_.n_layers; ++l)
+    for (int h = 0; h < g_.n_kv_heads; ++h) slots += length(l, seq, h);
   return slots * bytes_per_slot();
 }
 
 void KvCache::set_length(int layer, int seq, int kv_head, int n) {
-  int32_t& len = len_[index(layer, seq, kv_head)];
-  if (n < 0 || n > capacity_) fail_runtime("KV cache: length {} outside [0, {}]", n, capacity_);
-  live_slots_ = live_slots_ - len + n;
-  len = n;
-  peak_slots_ = std::max(peak_slots_, live_slots_);
+  if (n < 0 || n > g_.capacity) fail_runtime("KV cache: length {} outside [0, {}]", n, g_.capacity);
+  len_[g_.head(layer, seq, kv_head)] = n;
 }
 
 int KvCache::append_slot(int layer, int seq, int kv_head, int32_t pos) {
-  const size_t i = index(layer, seq, kv_head);
+  const size_t i = g_.head(layer, seq, kv_head);
   const int slot = len_[i];
-  if (slot >= capacity_)
-    fail_runtime("KV cache full: layer {} sequence {} kv-head {} already holds {} slots", layer, seq, kv_head, capacity_);
-  pos_[i * capacity_ + slot] = pos;
-  score_[i * capacity_ + slot] = 0.0f;
+  if (slot >= g_.capacity)
+    fail_runtime("KV cache full: layer {} sequence {} kv-head {} already holds {} slots", layer, seq, kv_head, g_.capacity);
+  pos_[i * g_.capacity + slot] = pos;
+  if (!score_.empty()) score_[i * g_.capacity + slot] = 0.0f;
   len_[i] = slot + 1;
-  peak_slots_ = std::max(peak_slots_, ++live_slots_);
   return slot;
 }
 
 void KvCache::compact(int layer, int seq, int kv_head, std::span<const int> keep) {
-  const int len = length(layer, seq, kv_head);
-  const int new_len = static_cast<int>(keep.size());
-  kept_.assign(static_cast<size_t>(len), 0);
-  for (int idx : keep) {
-    if (idx < 0 || idx >= len || kept_[idx])
-      fail_runtime("KV compaction: slot {} is out of range [0, {}) or listed twice", idx, len);
-    kept_[idx] = 1;
-  }
-  float* k = keys(layer, seq, kv_head);
-  float* v = values(layer, seq, kv_head);
-  int32_t* p = positions(layer, seq, kv_head);
-  float* score = slot_scores(layer, seq, kv_head);
-  const size_t row = sizeof(float) * head_dim_;
-  // Pair the holes below new_len with the kept slots at or above it, both in ascending order.
-  int hole = 0;
-  for (int src = new_len; src < len; ++src) {
-    if (!kept_[src]) continue;
-    while (kept_[hole]) ++hole;  // a hole exists: kept slots above new_len equal holes below it
-    std::memcpy(k + size_t(hole) * head_dim_, k + size_t(src) * head_dim_, row);
-    std::memcpy(v + size_t(hole) * head_dim_, v + size_t(src) * head_dim_, row);
-    p[hole] = p[src];
-    score[hole] = score[src];
-    kept_[hole] = 1;
-  }
-  set_length(layer, seq, kv_head, new_len);
+  cpu::compact_slots(storage(), g_.head(layer, seq, kv_head), keep, flags_);
 }
 
 void KvCache::clear_sequence(int seq) {
-  for (int l = 0; l < n_layers_; ++l)
-    for (int h = 0; h < n_kv_heads_; ++h) set_length(l, seq, h, 0);
+  for (int l = 0; l < g_.n_layers; ++l)
+    for (int h = 0; h < g_.n_kv_heads; ++h) set_length(l, seq, h, 0);
 }
 
 }  // namespace kvb

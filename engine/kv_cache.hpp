@@ -1,75 +1,101 @@
 #pragma once
-// The KV cache of a batch of sequences, laid out per (layer, sequence, kv-head) with an explicit
-// length and the absolute position of every slot (docs/design.md, "KV layout"). Slot order carries
-// no meaning: anything that needs "the most recent tokens" asks pos, never the slot index, so a
-// compression method can evict slots and compact the rest.
+// The KV cache of a batch of sequences in host memory (fp32), laid out as kernels/kv_storage.hpp
+// describes: per (layer, sequence, kv-head) slots with an explicit length and the absolute position
+// of every slot (docs/design.md, "KV layout"); optionally a per-slot score (H2O) and each
+// sequence's query window (SnapKV, R-KV). Slot order carries no meaning: anything that needs "the
+// most recent tokens" asks pos, never the slot index, so a compression method can evict slots and
+// compact the rest. Errors: RuntimeFailure (a full cache, a bad compaction).
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "engine/model_config.hpp"
+#include "kernels/kv_storage.hpp"
 
 namespace kvb {
 
+// What a cache keeps besides keys, values and positions (a method's traits decide).
+struct KvCacheExtras {
+  bool slot_scores = false;  // a score per slot, 0 for a new slot, moved with it by compaction
+  int window = 0;            // post-RoPE queries of the last `window` tokens per (sequence, layer)
+  int sinks = 0;             // the original keys of this many sinks per (layer, sequence, KV head) (StreamingLLM's
+                             // positions within the cache)
+  bool bf16_values = false;  // CPU: keys and values rounded to bf16 as the forward stores them (the
+                             // CUDA backend's KV precision, for parity checks); a CUDA cache is bf16 anyway
+};
+
+// The geometry of a cache of n_sequences x capacity slots of `config`'s model with `extras`.
+KvGeometry kv_geometry(const ModelConfig& config, int n_sequences, int capacity, const KvCacheExtras& extras);
+
 class KvCache {
  public:
-  KvCache(const ModelConfig& config, int n_sequences, int capacity);
+  KvCache(const ModelConfig& config, int n_sequences, int capacity, const KvCacheExtras& extras = {});
 
-  int n_layers() const { return n_layers_; }
-  int n_sequences() const { return n_seqs_; }
-  int n_kv_heads() const { return n_kv_heads_; }
-  int head_dim() const { return head_dim_; }
-  int capacity() const { return capacity_; }
+  const KvGeometry& geometry() const { return g_; }
+  int n_layers() const { return g_.n_layers; }
+  int n_sequences() const { return g_.n_seqs; }
+  int n_kv_heads() const { return g_.n_kv_heads; }
+  int head_dim() const { return g_.head_dim; }
+  int capacity() const { return g_.capacity; }
+  bool bf16_values() const { return bf16_values_; }
 
   // Slots of one (layer, sequence, kv-head): keys/values [capacity][head_dim], positions [capacity].
-  float* keys(int layer, int seq, int kv_head) { return k_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
-  float* values(int layer, int seq, int kv_head) { return v_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
-  int32_t* positions(int layer, int seq, int kv_head) { return pos_.data() + head_offset(layer, seq, kv_head); }
-  const float* keys(int layer, int seq, int kv_head) const { return k_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
-  const float* values(int layer, int seq, int kv_head) const { return v_.data() + head_offset(layer, seq, kv_head) * head_dim_; }
-  const int32_t* positions(int layer, int seq, int kv_head) const { return pos_.data() + head_offset(layer, seq, kv_head); }
-  // A per-slot score a method may accumulate (H2O's attention mass); 0 for a new slot, moved with
-  // its slot by compact().
-  float* slot_scores(int layer, int seq, int kv_head) { return score_.data() + head_offset(layer, seq, kv_head); }
-  const float* slot_scores(int layer, int seq, int kv_head) const { return score_.data() + head_offset(layer, seq, kv_head); }
-  int length(int layer, int seq, int kv_head) const { return len_[index(layer, seq, kv_head)]; }
+  float* keys(int layer, int seq, int kv_head) { return k_.data() + slot0(layer, seq, kv_head) * g_.head_dim; }
+  float* values(int layer, int seq, int kv_head) { return v_.data() + slot0(layer, seq, kv_head) * g_.head_dim; }
+  int32_t* positions(int layer, int seq, int kv_head) { return pos_.data() + slot0(layer, seq, kv_head); }
+  const float* keys(int layer, int seq, int kv_head) const { return k_.data() + slot0(layer, seq, kv_head) * g_.head_dim; }
+  const float* values(int layer, int seq, int kv_head) const {
+    return v_.data() + slot0(layer, seq, kv_head) * g_.head_dim;
+  }
+  const int32_t* positions(int layer, int seq, int kv_head) const { return pos_.data() + slot0(layer, seq, kv_head); }
+  // The per-slot scores (nullptr when the cache keeps none).
+  float* slot_scores(int layer, int seq, int kv_head) {
+    return score_.empty() ? nullptr : score_.data() + slot0(layer, seq, kv_head);
+  }
+  const float* slot_scores(int layer, int seq, int kv_head) const {
+    return score_.empty() ? nullptr : score_.data() + slot0(layer, seq, kv_head);
+  }
+  // [window][group][head_dim]: the queries of the last `window` tokens, ring slot pos % window.
+  float* window_queries(int seq, int layer, int kv_head) {
+    return window_.data() + g_.window_offset(seq, layer, kv_head);
+  }
+  int length(int layer, int seq, int kv_head) const { return len_[g_.head(layer, seq, kv_head)]; }
   void set_length(int layer, int seq, int kv_head, int n);
 
   // Reserves the next slot of (layer, seq, kv_head) for a token at absolute position `pos` and
   // returns its index; throws RuntimeFailure when the slots are full.
   int append_slot(int layer, int seq, int kv_head, int32_t pos);
 
-  // Keeps exactly the slots `keep` (distinct indices below the current length) of (layer, seq,
-  // kv_head) and makes them the first keep.size() slots: kept slots already below the new length
-  // stay where they are, kept slots above it fill the evicted holes below it, positions move with
-  // their keys and values (at most length - keep.size() slot moves). Throws RuntimeFailure on an
-  // index that is out of range or repeated.
+  // cpu::compact_slots on (layer, seq, kv_head): keeps exactly `keep`, makes them the first slots.
   void compact(int layer, int seq, int kv_head, std::span<const int> keep);
 
   // Forgets every slot of a sequence (its batch row can take a new sequence).
   void clear_sequence(int seq);
 
-  // Bytes held by live slots (K and V, fp32) now, and the most ever held.
-  uint64_t live_bytes() const { return live_slots_ * bytes_per_slot(); }
+  // Where everything lives, for the forward pass and the compression ops.
+  KvStorage<float> storage();
+
+  // Bytes held by live slots (K and V, fp32) now; note_peak() records them as a candidate peak
+  // (the forward calls it after appending), peak_bytes() the most recorded.
+  uint64_t live_bytes() const;
+  void note_peak();
   uint64_t peak_bytes() const { return peak_slots_ * bytes_per_slot(); }
   // Bytes held by the live slots of one sequence.
   uint64_t sequence_bytes(int seq) const;
   uint64_t capacity_bytes() const { return uint64_t(k_.size() + v_.size()) * sizeof(float); }
-  uint64_t bytes_per_slot() const { return uint64_t(2) * head_dim_ * sizeof(float); }
+  uint64_t bytes_per_slot() const { return uint64_t(2) * g_.head_dim * sizeof(float); }
 
  private:
-  size_t index(int layer, int seq, int kv_head) const {
-    return (size_t(layer) * n_seqs_ + seq) * n_kv_heads_ + kv_head;
-  }
-  size_t head_offset(int layer, int seq, int kv_head) const { return index(layer, seq, kv_head) * capacity_; }
+  size_t slot0(int layer, int seq, int kv_head) const { return g_.head(layer, seq, kv_head) * g_.capacity; }
 
-  int n_layers_, n_seqs_, n_kv_heads_, head_dim_, capacity_;
+  KvGeometry g_;
   std::vector<float> k_, v_;
   std::vector<int32_t> pos_;
-  std::vector<float> score_;
+  std::vector<float> score_, window_, sink_keys_;
   std::vector<int32_t> len_;
-  uint64_t live_slots_ = 0, peak_slots_ = 0;
-  std::vector<uint8_t> kept_;  // compact() scratch, one flag per slot
+  uint64_t peak_slots_ = 0;
+  bool bf16_values_ = false;
+  std::vector<uint8_t> flags_;  // compact() scratch, one flag per slot
 };
 
 }  // namespace kvb

@@ -26,11 +26,9 @@ void RetainedMass::snapshot(const KvCache& method, std::span<const int> rows) {
   }
 }
 
-void RetainedMass::on_attention(KvCache& reference, int layer, int seq, int, int kv_head, int, const float* probs,
-                                int len) {
+void RetainedMass::add(int layer, int seq, int kv_head, const float* probs, const int32_t* pos, int len) {
   Row& r = rows_[seq];
   const uint8_t* held = r.held.data() + (size_t(layer) * n_kv_heads_ + kv_head) * r.span;
-  const int32_t* pos = reference.positions(layer, seq, kv_head);
   double mass = 0;
   for (int j = 0; j < len; ++j)
     if (pos[j] < r.span && held[pos[j]]) mass += probs[j];
@@ -39,7 +37,8 @@ void RetainedMass::on_attention(KvCache& reference, int layer, int seq, int, int
 }
 
 double RetainedMass::take(int seq) {
-  Row& r = rows_.at(seq);
+  if (seq >= static_cast<int>(rows_.size())) return std::numeric_limits<double>::quiet_NaN();
+  Row& r = rows_[seq];
   const double mean = r.count > 0 ? r.sum / r.count : std::numeric_limits<double>::quiet_NaN();
   r.sum = 0;
   r.count = 0;

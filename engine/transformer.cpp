@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 
+#include "kernels/bf16.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 #include "profiler/trace.hpp"
@@ -26,7 +27,8 @@ Transformer::Transformer(const Model& model, int max_batch_tokens)
   hb2_.resize(t * cfg_.ffn_dim);
 }
 
-void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCache& cache) {
+void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCache& cache,
+                            const ForwardRecording<KvCache>& record) {
   const int n_tok = static_cast<int>(batch.size());
   const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
   const size_t per_thread = static_cast<size_t>(cache.capacity());
@@ -34,8 +36,9 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCach
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
-  const bool probs_observed = observer_ && observer_->wants_probabilities();
-  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !probs_observed, [&](int task) {
+  // Recording the weights sums them across heads: serial, in (token, head) order.
+  const bool weights_recorded = record.slot_attention || record.retained_mass_of;
+  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !weights_recorded, [&](int task) {
     const int i = task / n_heads, h = task % n_heads, kvh = h / group;
     const BatchToken& tok = batch[i];
     const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
@@ -47,14 +50,29 @@ void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCach
     float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
     // Causality is by absolute position, not slot index (slots may be reordered by eviction).
     cpu::attention_head(out, score, q, keys, values, pos, len, tok.pos, hd);
-    if (probs_observed) observer_->on_attention(cache, layer, tok.seq, h, kvh, tok.pos, score, len);
+    if (record.slot_attention) {
+      float* slot_score = cache.slot_scores(layer, tok.seq, kvh);
+      for (int j = 0; j < len; ++j) slot_score[j] += score[j];
+    }
+    if (record.retained_mass_of) retained_.add(layer, tok.seq, kvh, score, pos, len);
   });
 }
 
-void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, float* logits) {
+void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, float* logits,
+                          const ForwardRecording<KvCache>& record) {
   const int n = static_cast<int>(batch.size());
   if (n == 0) return;
   if (n > max_tokens_) fail_runtime("forward: batch of {} tokens exceeds the {} the engine was sized for", n, max_tokens_);
+  const KvGeometry& geo = cache.geometry();
+  if (record.window_queries && geo.window == 0) fail_runtime("forward: window queries recorded into a cache without a window");
+  if (record.slot_attention && !cache.slot_scores(0, 0, 0)) fail_runtime("forward: slot attention recorded into a cache without slot scores");
+  if (record.retained_mass_of) {
+    // The positions the method's cache holds now, for the sequences of this batch.
+    rows_.clear();
+    for (const BatchToken& t : batch)
+      if (rows_.empty() || rows_.back() != t.seq) rows_.push_back(t.seq);
+    retained_.snapshot(*record.retained_mass_of, rows_);
+  }
   const ModelWeights& w = model_.weights;
   const int dim = cfg_.dim, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), hd = cfg_.head_dim, ffn = cfg_.ffn_dim;
 
@@ -86,18 +104,31 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
       const BatchToken& t = batch[i];
       float* q = q_.data() + size_t(i) * qd;
       float* k = k_.data() + size_t(i) * kvd;
-      if (observer_) q_pre_rope_.assign(q, q + qd);
+      if (record.queries) record.queries->on_query(l, t.seq, t.pos, q);
       rope_.apply(q, cfg_.n_heads, t.pos);
-      if (observer_) observer_->on_query(l, t.seq, t.pos, q_pre_rope_.data(), q);
+      if (record.window_queries) {  // ring slot pos % window of every KV head's group
+        const size_t group_floats = size_t(geo.group) * hd;
+        for (int h = 0; h < cfg_.n_kv_heads; ++h)
+          std::memcpy(cache.window_queries(t.seq, l, h) + size_t(t.pos % geo.window) * group_floats,
+                      q + size_t(h) * group_floats, sizeof(float) * group_floats);
+      }
       rope_.apply(k, cfg_.n_kv_heads, t.pos);
       const float* v = v_.data() + size_t(i) * kvd;
       for (int h = 0; h < cfg_.n_kv_heads; ++h) {
         const int slot = cache.append_slot(l, t.seq, h, t.pos);
-        std::memcpy(cache.keys(l, t.seq, h) + size_t(slot) * hd, k + size_t(h) * hd, sizeof(float) * hd);
-        std::memcpy(cache.values(l, t.seq, h) + size_t(slot) * hd, v + size_t(h) * hd, sizeof(float) * hd);
+        float* kd = cache.keys(l, t.seq, h) + size_t(slot) * hd;
+        float* vd = cache.values(l, t.seq, h) + size_t(slot) * hd;
+        std::memcpy(kd, k + size_t(h) * hd, sizeof(float) * hd);
+        std::memcpy(vd, v + size_t(h) * hd, sizeof(float) * hd);
+        if (cache.bf16_values())
+          for (int c = 0; c < hd; ++c) {
+            kd[c] = float_from_bf16(bf16_from_float(kd[c]));
+            vd[c] = float_from_bf16(bf16_from_float(vd[c]));
+          }
       }
     }
-    attention(batch, l, cache);
+    if (l == cfg_.n_layers - 1) cache.note_peak();  // every token of the batch is in the cache now
+    attention(batch, l, cache, record);
     cpu::matmul(xb_.data(), att_out_.data(), lw.wo.ptr(), n, qd, dim);
     for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
 

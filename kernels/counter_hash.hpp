@@ -2,6 +2,8 @@
 // Counter-based random numbers shared by host and device code: a value depends only on its keys,
 // never on the order, thread or device that draws it, so the CPU and CUDA paths draw the same
 // tie-break noise and the same synthetic weights.
+#include <math.h>
+
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -26,16 +28,14 @@ KVB_HOST_DEVICE inline float hashed_uniform(uint64_t a, uint64_t b, uint64_t c) 
 }
 
 // Element i of a synthetic weight tensor whose key is `key`: uniform in [-1, 1) scaled to unit
-// variance, times `scale`, plus `offset`. The float product and sum are rounded separately on the
-// device too (no fused multiply-add), so both sides compute the same bits.
+// variance, times `scale`, plus `offset` in one fused multiply-add, written out so that the host
+// (where GCC would contract it anyway) and the device round the same way. The double steps
+// before it are exact or correctly rounded on both (a product by a power of two, one multiply and
+// one subtraction, no contraction candidates: the subtraction's operand is not a product).
 KVB_HOST_DEVICE inline float synthetic_value(uint64_t key, uint64_t i, float scale, float offset) {
   const double u = (splitmix64(key ^ i) >> 11) * 0x1.0p-53 * 2.0 - 1.0;
   const float x = static_cast<float>(u * 1.7320508075688772);
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(offset, __fmul_rn(scale, x));
-#else
-  return offset + scale * x;
-#endif
+  return fmaf(scale, x, offset);
 }
 
 }  // namespace kvb

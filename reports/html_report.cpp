@@ -128,7 +128,7 @@ std::string render_html(const json& doc, const std::string& steps_csv) {
       if (it == steps.end()) continue;
       const StepSeries& s = it->second;
       kv.push_back(step_series(run_name(run), s.kv_sum, s.count, 1.0 / (1 << 20), 1));
-      if (!s.replay_count.empty() && run["method"] != "full") {
+      if (!s.replay_count.empty() && !run["budget"].is_null()) {  // full attention against itself: nothing to draw
         kl.push_back(step_series(run_name(run), s.kl_sum, s.replay_count, 1.0, 16));
         agree.push_back(step_series(run_name(run), s.agree_sum, s.replay_count, 1.0, 16));
       }

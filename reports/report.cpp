@@ -7,7 +7,7 @@
 
 #include "reports/html_report.hpp"
 #include "reports/markup.hpp"
-#include "reports/result.hpp"
+#include "reports/result_schema.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
 #include "util/json_fields.hpp"

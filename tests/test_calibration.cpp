@@ -110,7 +110,7 @@ TEST(Calibration, AccumulatorReadsHalfAndInterleavedLanes) {
   // x = (1, 2, 3, 4): half pairs (x0 + i x2, x1 + i x3), interleaved (x0 + i x1, x2 + i x3).
   const float x[4] = {1, 2, 3, 4};
   QueryStatsAccumulator half(one_head_config(RopePairing::Half));
-  half.on_query(0, 0, 0, x, x);
+  half.on_query(0, 0, 0, x);
   const QueryStats h = half.stats();
   EXPECT_EQ(h.rope_style, "half");
   EXPECT_EQ(h.heads[0].q_mean_real, (std::vector<float>{1, 2}));
@@ -119,7 +119,7 @@ TEST(Calibration, AccumulatorReadsHalfAndInterleavedLanes) {
   EXPECT_FLOAT_EQ(h.heads[0].q_abs_mean[1], std::sqrt(20.0f));
 
   QueryStatsAccumulator inter(one_head_config(RopePairing::Interleaved));
-  inter.on_query(0, 0, 0, x, x);
+  inter.on_query(0, 0, 0, x);
   const QueryStats i = inter.stats();
   EXPECT_EQ(i.rope_style, "interleaved");
   EXPECT_EQ(i.heads[0].q_mean_real, (std::vector<float>{1, 3}));
@@ -132,8 +132,8 @@ TEST(Calibration, AccumulatorAveragesWithEqualWeight) {
   // Two opposite queries: the complex mean cancels, the mean modulus does not.
   const float a[4] = {3, 0, 4, 0}, b[4] = {-3, 0, -4, 0};
   QueryStatsAccumulator acc(one_head_config(RopePairing::Half));
-  acc.on_query(0, 0, 0, a, a);
-  acc.on_query(0, 0, 1, b, b);
+  acc.on_query(0, 0, 0, a);
+  acc.on_query(0, 0, 1, b);
   const QueryStats qs = acc.stats();
   EXPECT_EQ(acc.token_count(), 2);
   EXPECT_EQ(qs.token_count, 2);
@@ -285,10 +285,11 @@ TEST(Calibration, ChunkedPrefillMatchesOneForwardOverTheSequence) {
   KvCache cache(m.config, 1, n);
   Transformer tf(m, n);
   QueryStatsAccumulator acc(m.config);
-  tf.set_attention_observer(&acc);
+  ForwardRecording<KvCache> record;
+  record.queries = &acc;
   std::vector<BatchToken> batch;
   for (int i = 0; i < n; ++i) batch.push_back(BatchToken{0, i, seqs[0][i], false});
-  tf.forward(batch, cache, nullptr);
+  tf.forward(batch, cache, nullptr, record);
   const QueryStats whole = acc.stats();
 
   for (int l = 0; l < m.config.n_layers; ++l)

@@ -1,7 +1,9 @@
 // End to end: the kvbench binary's `run`, `info` and exit codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -184,7 +186,46 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q --method fancy --budget 64", "unknown method"},
                       BadInput{"run -q --method streaming --budget 2", "--budget 2"},
                       BadInput{"run -q --method streaming --budget 64,x", "--budget"},
+                      BadInput{"run -q --method snapkv --budget 64 --trigger every-step", "--trigger every-step"},
+                      BadInput{"run -q --method streaming --budget 64 --trigger sometimes", "--trigger sometimes"},
+                      BadInput{"run -q --method streaming --budget 64 --streaming-positions relative", "--streaming-positions"},
+                      BadInput{"run -q --method streaming --budget 64 --dump-kept /nonexistent/dir/kept.jsonl", "--dump-kept"},
                       BadInput{"calibrate", "--model"}));
+
+// --dump-kept: one line per (run, sequence, event), the positions each compacted (layer, KV head)
+// holds, exactly `budget` of them; as many events as the result counts; the trigger recorded.
+TEST(CliRun, DumpKeptWritesEveryEventsPositions) {
+  TempDir dir;
+  const std::string kept = (dir / "kept.jsonl").string();
+  CommandResult r = run_kvbench("run -q --mode replay -n 120 --method full,streaming,h2o --budget 40 --divide-length 8 "
+                                "--trigger every-step --dump-kept " + kept + " --out " + (dir / "out").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(kept + ".partial"));
+  const nlohmann::json doc = read_result(dir / "out");
+  std::map<std::string, int64_t> events;  // per run
+  std::ifstream in(kept);
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json e = nlohmann::json::parse(line);
+    ++events[e["run"]];
+    EXPECT_EQ(e["budget"], 40);
+    ASSERT_FALSE(e["kept"].empty());
+    for (const auto& seg : e["kept"]) {
+      const auto positions = seg["positions"].get<std::vector<int>>();
+      EXPECT_EQ(positions.size(), 40u);
+      EXPECT_TRUE(std::is_sorted(positions.begin(), positions.end()));
+      EXPECT_LT(positions.back(), e["processed"].get<int>());
+      if (e["method"] == "streaming")  // the 4 sinks, then the newest 36
+        EXPECT_EQ(positions[3], 3);
+    }
+  }
+  for (const auto& run : doc["runs"]) {
+    const std::string name = run["budget"].is_null() ? run["method"].get<std::string>()
+                                                     : run["method"].get<std::string>() + "@40";
+    EXPECT_EQ(events[name], run["measurements"]["compression"]["events"].get<int64_t>()) << name;
+    if (!run["budget"].is_null()) EXPECT_EQ(run["parameters"]["trigger"], "every-step") << name;
+  }
+  EXPECT_GT(events["streaming@40"], 0);
+}
 
 TEST(CliRun, WorkloadErrorsNameTheFileAndLine) {
   TempDir dir;

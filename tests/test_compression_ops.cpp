@@ -1,4 +1,4 @@
-// The KV-compression kernels (kernels/compression_ops.hpp, shared/spec/triattention.md sections 2
+// The KV-compression kernels (kernels/cpu/compression_cpu.hpp, shared/spec/triattention.md sections 2
 // and 4): hand-checked small cases, then randomized invariants at awkward sizes against
 // straightforward double-precision loops written here.
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/compression_ops.hpp"
+#include "kernels/cpu/compression_cpu.hpp"
 
 namespace kvb {
 namespace {

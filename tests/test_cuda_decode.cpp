@@ -1,12 +1,16 @@
 // The CUDA decode path end to end against the CPU one: the same replay through run_decode on both
-// backends, for every method the GPU implements, on synthetic:tiny and stories260K. The CPU
-// model's weights are rounded to bf16 first, so what differs is the bf16 KV cache and summation
-// order: the compression schedule must be identical (events, evicted slots, KV bytes held per
-// step, scaled from fp32 to bf16 slots), and the replayed tokens' log-probabilities, argmaxes
-// and retained attention mass close. Skips where no GPU answers.
+// backends, for every method, on synthetic:tiny and stories260K. The CPU model's weights are
+// rounded to bf16 and its caches store bf16 keys and values (DecodeOptions::bf16_kv), so what
+// differs is summation order: the compression schedule must be identical (events, evicted slots,
+// KV bytes held per step, scaled from fp32 to bf16 slots), the absolute positions kept at every
+// event nearly so, and the replayed tokens' log-probabilities, argmaxes and retained attention mass
+// close. Skips where no GPU answers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,7 +18,7 @@
 #include "engine/cuda_transformer.hpp"
 #include "engine/decode_backend.hpp"
 #include "engine/decode_loop.hpp"
-#include "engine/gpu_session.hpp"
+#include "run/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
 #include "engine/model.hpp"
 #include "test_support.hpp"
@@ -57,10 +61,10 @@ std::vector<PolicyConfig> gpu_methods(const Model& m, const std::vector<DecodeRe
   }
   auto stats = std::make_shared<const QueryStats>(calibrate_query_stats(m, sequences));
   std::vector<PolicyConfig> out;
-  for (const char* method : {"full", "triattention", "snapkv", "rkv", "streaming", "h2o"}) {
+  for (Method method : every_method()) {
     PolicyConfig p;
     p.method = method;
-    if (p.method != "full") {
+    if (traits(method).budgeted) {
       p.budget = 28;
       p.divide_length = 8;
       p.stats = stats;
@@ -74,7 +78,51 @@ std::vector<PolicyConfig> gpu_methods(const Model& m, const std::vector<DecodeRe
   per_layer.tri.selection = TriSelection::PerLayerHead;
   per_layer.tri.scoring.aggregation = TriAggregation::Max;
   out.push_back(per_layer);
+  PolicyConfig every_step = out[5];  // H2O as published
+  every_step.trigger = Trigger::EveryStep;
+  out.push_back(every_step);
+  PolicyConfig in_cache = out[4];  // StreamingLLM with its positions within the cache
+  in_cache.trigger = Trigger::EveryStep;
+  in_cache.streaming_positions = StreamingPositions::Cache;
+  out.push_back(in_cache);
   return out;
+}
+
+// Every compression event of a replay: (sequence, event) -> the sorted positions per segment.
+using KeptLogs = std::map<std::pair<std::string, int64_t>, std::vector<std::vector<int32_t>>>;
+
+void record_kept(DecodeOptions& opt, KeptLogs& log) {
+  opt.on_kept = [&log](const std::string& id, const KeptEvent& e) {
+    auto& segments = log[{id, e.event}];
+    for (std::vector<int32_t> p : e.positions) {
+      std::sort(p.begin(), p.end());
+      segments.push_back(std::move(p));
+    }
+  };
+}
+
+// The kept sets of the two backends: the same events, and (keys ordered within bf16 and fp32
+// summation order) the same positions in nearly every (layer, KV head).
+void expect_same_kept(const KeptLogs& cpu, const KeptLogs& gpu) {
+  ASSERT_EQ(cpu.size(), gpu.size()) << "compression events";
+  size_t segments = 0, identical = 0, positions = 0, shared = 0;
+  for (const auto& [key, a] : cpu) {
+    const auto it = gpu.find(key);
+    ASSERT_NE(it, gpu.end()) << "event " << key.second << " of " << key.first << " missing on the GPU";
+    ASSERT_EQ(a.size(), it->second.size());
+    for (size_t s = 0; s < a.size(); ++s) {
+      const auto& x = a[s];
+      const auto& y = it->second[s];
+      std::vector<int32_t> both;
+      std::set_intersection(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(both));
+      ++segments;
+      identical += x == y;
+      positions += x.size();
+      shared += both.size();
+    }
+  }
+  EXPECT_GE(identical, segments - segments / 50) << identical << " of " << segments << " kept sets identical";
+  EXPECT_GE(shared, positions - positions / 200) << shared << " of " << positions << " kept positions shared";
 }
 
 void expect_same_replay(Model& model) {
@@ -88,20 +136,25 @@ void expect_same_replay(Model& model) {
   GpuSession session(model, requests, methods, g);
   for (size_t i = 0; i < methods.size(); ++i) {
     const PolicyConfig& p = methods[i];
-    SCOPED_TRACE(p.method + " selection " + std::to_string(int(p.tri.selection)));
+    SCOPED_TRACE(run_name(p) + " " + method_parameters(p).dump());
     DecodeOptions opt;
     opt.mode = RunMode::Replay;
     opt.batch_size = session.batch_for(i);
     opt.prefill_chunk = 16;
     opt.policy = p;
+    opt.bf16_kv = true;
+    KeptLogs cpu_kept, gpu_kept;
+    record_kept(opt, cpu_kept);
     const DecodeOutput cpu = run_decode(model, requests, opt);
     opt.cuda = session.engine();
+    record_kept(opt, gpu_kept);
     const DecodeOutput gpu = run_decode(model, requests, opt);
     EXPECT_EQ(gpu.stats.compression_events, cpu.stats.compression_events);
     EXPECT_EQ(gpu.stats.evicted_slots, cpu.stats.evicted_slots);
-    if (p.method != "full") EXPECT_GT(cpu.stats.evicted_slots, 0) << "the test must make the method evict";
+    if (traits(p.method).budgeted) EXPECT_GT(cpu.stats.evicted_slots, 0) << "the test must make the method evict";
+    expect_same_kept(cpu_kept, gpu_kept);
     ASSERT_EQ(gpu.sequences.size(), cpu.sequences.size());
-    // Kept sets may differ where scores are tied within bf16 rounding, and caches then drift
+    // Where two kept sets differ (scores within summation order of each other) the caches drift
     // apart: mean gaps are held tight, the worst step loosely.
     int steps = 0, same_argmax = 0, retained_steps = 0;
     double logprob_gap = 0, logprob_gap_sum = 0, retained_gap_sum = 0;
@@ -115,7 +168,7 @@ void expect_same_replay(Model& model) {
         retained_gap_sum += std::fabs(a.retained_mass[t] - b.retained_mass[t]);
       for (size_t t = 0; t < a.target_logprob.size(); ++t) {
         ASSERT_FALSE(std::isnan(b.target_logprob[t]));
-        EXPECT_EQ(b.kv_bytes[t] * 2, a.kv_bytes[t]) << "sequence " << s << " step " << t;  // bf16 vs fp32 slots
+        EXPECT_EQ(b.kv_bytes[t] * 2, a.kv_bytes[t]) << "sequence " << s << " step " << t;  // bf16 vs fp32 slot bytes
         const double gap = std::fabs(a.target_logprob[t] - b.target_logprob[t]);
         logprob_gap = std::max(logprob_gap, gap);
         logprob_gap_sum += gap;
@@ -176,7 +229,7 @@ TEST_F(CudaDecode, BatchAutoFillsTheDeviceAndThroughputRuns) {
   requests[0].forced.assign(300, 9);
   requests[0].max_new_tokens = 300;
   std::vector<PolicyConfig> methods(2);
-  methods[1].method = "streaming";
+  methods[1].method = Method::Streaming;
   methods[1].budget = 64;
   methods[1].divide_length = 32;
   GpuSessionRequest g;

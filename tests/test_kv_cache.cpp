@@ -78,6 +78,8 @@ TEST(KvCache, PeakAndCapacity) {
   KvCache cache(small_config(), 1, 4);
   fill(cache, 0, 0, 0, 4);
   EXPECT_THROW(cache.append_slot(0, 0, 0, 9), RuntimeFailure);
+  EXPECT_EQ(cache.peak_bytes(), 0u);  // peaks are what the forward notes after appending
+  cache.note_peak();
   EXPECT_EQ(cache.peak_bytes(), 4 * cache.bytes_per_slot());
   cache.compact(0, 0, 0, std::vector<int>{3});
   EXPECT_EQ(cache.live_bytes(), cache.bytes_per_slot());

@@ -13,10 +13,11 @@
 #include "engine/decode_loop.hpp"
 #include "engine/kv_cache.hpp"
 #include "engine/methods/calibration.hpp"
-#include "engine/methods/kv_policy.hpp"
+#include "engine/methods/kv_method.hpp"
 #include "engine/methods/query_stats.hpp"
 #include "engine/model.hpp"
 #include "engine/transformer.hpp"
+#include "test_support.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -60,7 +61,7 @@ std::shared_ptr<QueryStats> flat_stats(const ModelConfig& c) {
 
 PolicyConfig tri_norm_only(std::shared_ptr<const QueryStats> stats, int budget, int divide) {
   PolicyConfig pc;
-  pc.method = "triattention";
+  pc.method = Method::TriAttention;
   pc.budget = budget;
   pc.divide_length = divide;
   pc.tri.scoring.disable_trig = true;
@@ -150,12 +151,12 @@ constexpr int kTriPrompt = 3, kTriBudget = 7, kTriDivide = 4;
 
 // Fills positions 0..10 (in slot order unrelated to position) without triggering; returns the
 // policy's answer to the forward that brings the cache to 11.
-int64_t fill_first_eleven(KvPolicy& policy, KvCache& cache) {
+int64_t fill_first_eleven(KvMethod& policy, KvCache& cache) {
   const int order[] = {7, 0, 10, 3, 1, 5, 9, 2, 4, 8, 6};
   int64_t last = -1;
   for (int i = 0; i < 11; ++i) {
     put_all(cache, order[i], tri_key);
-    last = policy.after_forward(cache, 0, SequenceProgress{kTriPrompt, i + 1, false});
+    last = test::compress_row(policy, cache, RowProgress{0, kTriPrompt, i + 1, false});
     if (i < 10) {
       EXPECT_EQ(last, 0) << "no event before budget + divide_length, at length " << i + 1;
       EXPECT_EQ(cache.length(0, 0, 0), i + 1);
@@ -166,7 +167,7 @@ int64_t fill_first_eleven(KvPolicy& policy, KvCache& cache) {
 
 TEST(MethodsTriAttention, PinsThePromptAndKeepsTheLargestPairMagnitudes) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);  // G = 2
-  auto policy = make_policy(tri_norm_only(flat_stats(cfg), kTriBudget, kTriDivide), cfg);
+  auto policy = make_method(tri_norm_only(flat_stats(cfg), kTriBudget, kTriDivide), cfg);
   EXPECT_EQ(policy->capacity(kTriPrompt, 100), kTriBudget + kTriDivide);
   KvCache cache(cfg, 1, policy->capacity(kTriPrompt, 100));
   policy->begin_sequence(0);
@@ -183,7 +184,7 @@ TEST(MethodsTriAttention, PinsThePromptAndKeepsTheLargestPairMagnitudes) {
   // Candidates 3 (10), 4 (8), 6 (7), 9 (6.5), 11 (9), 12 (0.2), 13 (7.5), 14 (0.3).
   for (int pos = 11; pos <= 14; ++pos) {
     put_all(cache, pos, tri_key);
-    const int64_t ev = policy->after_forward(cache, 0, SequenceProgress{kTriPrompt, pos + 1, false});
+    const int64_t ev = test::compress_row(*policy, cache, RowProgress{0, kTriPrompt, pos + 1, false});
     if (pos < 14) {
       EXPECT_EQ(ev, 0) << "pos " << pos;
       EXPECT_EQ(cache.length(1, 0, 0), kTriBudget + pos - 10);
@@ -199,14 +200,14 @@ TEST(MethodsTriAttention, NeverCompressesAtPrefill) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc = tri_norm_only(flat_stats(cfg), kTriBudget, kTriDivide);
   pc.tri.protect_prompt = false;  // an 11-token prompt with a budget of 7
-  auto policy = make_policy(pc, cfg);
+  auto policy = make_method(pc, cfg);
   KvCache cache(cfg, 1, 11);
   for (int pos = 0; pos < 11; ++pos) put_all(cache, pos, tri_key);
-  EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{11, 11, true}), 0);
+  EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 11, 11, true}), 0);
   EXPECT_EQ(cache.length(0, 0, 0), 11);
   EXPECT_EQ(cache.length(1, 0, 0), 11);
   // The same cache after a decode forward is due.
-  EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{11, 11, false}), 4 * 2);
+  EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 11, 11, false}), 4 * 2);
   EXPECT_EQ(cache.length(0, 0, 0), kTriBudget);
 }
 
@@ -214,7 +215,7 @@ TEST(MethodsTriAttention, RecentWindowIsAlwaysKept) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc = tri_norm_only(flat_stats(cfg), kTriBudget, kTriDivide);
   pc.tri.window = 2;
-  auto policy = make_policy(pc, cfg);
+  auto policy = make_method(pc, cfg);
   KvCache cache(cfg, 1, 11);
   // processed = 11: positions 9 and 10 are the window (10 has a small key, 2); 7 - 3 - 2 = 2 free
   // slots go to the best of positions 3..8: 3 (10) and 4 (8).
@@ -226,7 +227,7 @@ TEST(MethodsTriAttention, UnprotectedPromptCompetes) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc = tri_norm_only(flat_stats(cfg), kTriBudget, kTriDivide);
   pc.tri.protect_prompt = false;
-  auto policy = make_policy(pc, cfg);
+  auto policy = make_method(pc, cfg);
   KvCache cache(cfg, 1, 11);
   // All 11 compete for 7: 0 (20), 3 (10), 4 (8), 6 (7), 9 (6.5), 7 (6), 10 (2); the small prompt
   // keys 1 (0.1) and 2 (0.2) go.
@@ -259,12 +260,12 @@ std::vector<std::vector<int>> run_selection(TriSelection selection) {
   const ModelConfig cfg = hand_config(2, 2, 2, 4);
   PolicyConfig pc = tri_norm_only(flat_stats(cfg), 3, 2);
   pc.tri.selection = selection;
-  auto policy = make_policy(pc, cfg);
+  auto policy = make_method(pc, cfg);
   KvCache cache(cfg, 1, 5);
   const int order[] = {3, 0, 4, 2, 1};
   for (int i = 0; i < 5; ++i) {
     put_all(cache, order[i], selection_key);
-    const int64_t ev = policy->after_forward(cache, 0, SequenceProgress{1, i + 1, false});
+    const int64_t ev = test::compress_row(*policy, cache, RowProgress{0, 1, i + 1, false});
     EXPECT_EQ(ev, i < 4 ? 0 : 2 * 2 * 2) << "length " << i + 1;
   }
   std::vector<std::vector<int>> out;  // [layer * 2 + kv_head]
@@ -309,11 +310,11 @@ TEST(MethodsTriAttention, GroupScoreIsTheMaxOverItsQueryHeads) {
     static const float p0[] = {0.1f, 10, 6, 0, 5}, p1[] = {0, 0, 6, 10, 5};
     return {p0[pos], p1[pos], 0, 0};
   };
-  auto policy = make_policy(tri_norm_only(stats, 3, 2), cfg);
+  auto policy = make_method(tri_norm_only(stats, 3, 2), cfg);
   KvCache cache(cfg, 1, 5);
   for (int pos = 0; pos < 5; ++pos) {
     put_all(cache, pos, key_of);
-    EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{1, pos + 1, false}), pos < 4 ? 0 : 2 * 2);
+    EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 1, pos + 1, false}), pos < 4 ? 0 : 2 * 2);
   }
   for (int l = 0; l < 2; ++l) EXPECT_EQ(held(cache, l, 0, key_of), (std::vector<int>{0, 1, 3}));
 }
@@ -321,50 +322,50 @@ TEST(MethodsTriAttention, GroupScoreIsTheMaxOverItsQueryHeads) {
 TEST(MethodsTriAttention, PromptThatLeavesNoRoomIsAnInputError) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc = tri_norm_only(flat_stats(cfg), 7, 4);
-  auto policy = make_policy(pc, cfg);
+  auto policy = make_method(pc, cfg);
   EXPECT_THROW(policy->check_prompt(7, "s"), InputError);  // budget <= prompt
   EXPECT_THROW(policy->check_prompt(9, "s"), InputError);
   EXPECT_NO_THROW(policy->check_prompt(6, "s"));
   pc.tri.window = 2;
-  policy = make_policy(pc, cfg);
+  policy = make_method(pc, cfg);
   EXPECT_THROW(policy->check_prompt(5, "s"), InputError);  // budget <= prompt + window
   EXPECT_NO_THROW(policy->check_prompt(4, "s"));
   pc.tri.protect_prompt = false;  // the prompt competes: any length
-  policy = make_policy(pc, cfg);
+  policy = make_method(pc, cfg);
   EXPECT_NO_THROW(policy->check_prompt(100, "s"));
 }
 
 TEST(MethodsTriAttention, StatsMustBePresentAndFitTheModel) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc = tri_norm_only(nullptr, 7, 4);
-  EXPECT_THROW(make_policy(pc, cfg), InputError);
+  EXPECT_THROW(make_method(pc, cfg), InputError);
   EXPECT_THROW(check_policy(pc), InputError);
 
   auto layers = flat_stats(hand_config(3, 2, 1, 4));  // 3 layers
   pc.stats = layers;
   EXPECT_NO_THROW(check_policy(pc));  // check_policy cannot know the model
-  EXPECT_THROW(make_policy(pc, cfg), InputError);
+  EXPECT_THROW(make_method(pc, cfg), InputError);
 
   auto heads = flat_stats(hand_config(2, 4, 1, 4));  // 4 query heads
   pc.stats = heads;
-  EXPECT_THROW(make_policy(pc, cfg), InputError);
+  EXPECT_THROW(make_method(pc, cfg), InputError);
 
   auto dim = flat_stats(hand_config(2, 2, 1, 8));  // head_dim 8
   pc.stats = dim;
-  EXPECT_THROW(make_policy(pc, cfg), InputError);
+  EXPECT_THROW(make_method(pc, cfg), InputError);
 
   auto style = flat_stats(cfg);  // per-frequency statistics fit whichever lane pairing they were measured in
   style->rope_style = "interleaved";
   pc.stats = style;
-  EXPECT_NO_THROW(make_policy(pc, cfg));
+  EXPECT_NO_THROW(make_method(pc, cfg));
 
   auto missing = flat_stats(cfg);
   missing->heads[3] = HeadStats{};  // layer 1 head 1 absent
   pc.stats = missing;
-  EXPECT_THROW(make_policy(pc, cfg), InputError);
+  EXPECT_THROW(make_method(pc, cfg), InputError);
 
   pc.stats = flat_stats(cfg);
-  EXPECT_NO_THROW(make_policy(pc, cfg));
+  EXPECT_NO_THROW(make_method(pc, cfg));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -394,27 +395,25 @@ std::vector<float> snap_query(int layer, int pos) {
 TEST(MethodsSnapKv, KeepsThePooledNeighbourhoodOfTheAttendedKeyAndTheWindow) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc;
-  pc.method = "snapkv";
+  pc.method = Method::SnapKV;
   pc.budget = 15;
   pc.divide_length = 16;
   pc.observation_window = 8;
   pc.pool_radius = 3;
-  auto policy = make_policy(pc, cfg);
-  AttentionObserver* obs = policy->observer();
-  ASSERT_NE(obs, nullptr);
-  KvCache cache(cfg, 1, 64);
+  auto policy = make_method(pc, cfg);
+  KvCache cache(cfg, 1, 64, KvCacheExtras{false, 8});
 
   // A 24-token prompt: slots appended in an order unrelated to position (7 is coprime with 24);
-  // the forward shows the observer its queries in position order.
+  // the forward records its queries in position order.
   for (int i = 0; i < 24; ++i) put_all(cache, (i * 7 + 3) % 24, snap_key);
   for (int pos = 0; pos < 24; ++pos)
-    for (int l = 0; l < 2; ++l) obs->on_query(l, 0, pos, nullptr, snap_query(l, pos).data());
+    for (int l = 0; l < 2; ++l) test::record_window_query(cache, l, 0, pos, snap_query(l, pos).data());
 
   // After the prefill: older keys are positions 0..15, the window 16..23. Layer 0: 6 gets ~0.98
   // of every window query's attention, pooled over 3..9; 13's runner-up weight spreads over
   // 10..15 but stays below; so 3..9 (7 = budget - window slots) survive. Without pooling 13 would
   // be among the 7.
-  EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{24, 24, true}), 9 * 2);
+  EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 24, 24, true}), 9 * 2);
   EXPECT_EQ(cache.length(0, 0, 0), 15);
   EXPECT_EQ(held(cache, 0, 0, snap_key), join(range(3, 9), range(16, 23)));
   EXPECT_EQ(held(cache, 1, 0, snap_key), join(range(8, 14), range(16, 23)));
@@ -422,8 +421,8 @@ TEST(MethodsSnapKv, KeepsThePooledNeighbourhoodOfTheAttendedKeyAndTheWindow) {
   // Decode: due on the forward after each length multiple of 16, i.e. processed = 33.
   for (int pos = 24; pos <= 32; ++pos) {
     put_all(cache, pos, snap_key);
-    for (int l = 0; l < 2; ++l) obs->on_query(l, 0, pos, nullptr, snap_query(l, pos).data());
-    const int64_t ev = policy->after_forward(cache, 0, SequenceProgress{24, pos + 1, false});
+    for (int l = 0; l < 2; ++l) test::record_window_query(cache, l, 0, pos, snap_query(l, pos).data());
+    const int64_t ev = test::compress_row(*policy, cache, RowProgress{0, 24, pos + 1, false});
     if (pos + 1 < 33) {
       EXPECT_EQ(ev, 0) << "processed " << pos + 1;
       EXPECT_EQ(cache.length(1, 0, 0), 15 + pos - 23);
@@ -441,24 +440,23 @@ TEST(MethodsSnapKv, KeepsThePooledNeighbourhoodOfTheAttendedKeyAndTheWindow) {
 TEST(MethodsSnapKv, TriggersAfterPrefillAndAfterLengthMultiplesOnlyAboveBudget) {
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig pc;
-  pc.method = "snapkv";
+  pc.method = Method::SnapKV;
   pc.budget = 20;
   pc.divide_length = 16;
-  auto policy = make_policy(pc, cfg);
-  AttentionObserver* obs = policy->observer();
-  KvCache cache(cfg, 1, 64);
+  auto policy = make_method(pc, cfg);
+  KvCache cache(cfg, 1, 64, KvCacheExtras{false, 8});
   auto feed = [&](int pos) {
     put_all(cache, pos, snap_key);
-    for (int l = 0; l < 2; ++l) obs->on_query(l, 0, pos, nullptr, snap_query(l, pos).data());
+    for (int l = 0; l < 2; ++l) test::record_window_query(cache, l, 0, pos, snap_query(l, pos).data());
   };
   for (int pos = 0; pos < 20; ++pos) feed(pos);
   // Prefill at exactly the budget: nothing to do.
-  EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{20, 20, true}), 0);
+  EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 20, 20, true}), 0);
   EXPECT_EQ(cache.length(0, 0, 0), 20);
   for (int pos = 20; pos < 40; ++pos) {
     feed(pos);
     const int t = pos + 1;
-    const int64_t ev = policy->after_forward(cache, 0, SequenceProgress{20, t, false});
+    const int64_t ev = test::compress_row(*policy, cache, RowProgress{0, 20, t, false});
     if (t == 33) {  // (33 - 1) % 16 == 0 with 33 > 20 slots
       EXPECT_EQ(ev, 13 * 2);
       EXPECT_EQ(cache.length(0, 0, 0), 20);
@@ -468,15 +466,15 @@ TEST(MethodsSnapKv, TriggersAfterPrefillAndAfterLengthMultiplesOnlyAboveBudget) 
   }
   EXPECT_EQ(cache.length(0, 0, 0), 27);  // 20 + 7 tokens since
   // A due step with the cache at or under the budget is a no-op.
-  KvCache small(cfg, 1, 64);
+  KvCache small(cfg, 1, 64, KvCacheExtras{false, 8});
   for (int pos = 0; pos < 17; ++pos) put_all(small, pos, snap_key);
   PolicyConfig big = pc;
   big.budget = 17;
-  auto p2 = make_policy(big, cfg);
+  auto p2 = make_method(big, cfg);
   for (int pos = 0; pos < 17; ++pos)
-    for (int l = 0; l < 2; ++l) p2->observer()->on_query(l, 0, pos, nullptr, snap_query(l, pos).data());
-  EXPECT_EQ(p2->after_forward(small, 0, SequenceProgress{1, 17, false}), 0);  // (17 - 1) % 16 == 0
-  EXPECT_EQ(p2->after_forward(small, 0, SequenceProgress{17, 17, true}), 0);
+    for (int l = 0; l < 2; ++l) test::record_window_query(small, l, 0, pos, snap_query(l, pos).data());
+  EXPECT_EQ(test::compress_row(*p2, small, RowProgress{0, 1, 17, false}), 0);  // (17 - 1) % 16 == 0
+  EXPECT_EQ(test::compress_row(*p2, small, RowProgress{0, 17, 17, true}), 0);
   EXPECT_EQ(small.length(0, 0, 0), 17);
 }
 
@@ -511,7 +509,7 @@ std::vector<float> rkv_key(int, int, int pos) {
   return k;
 }
 
-std::vector<int> run_window_method(const std::string& method) {
+std::vector<int> run_window_method(Method method) {
   const ModelConfig cfg = hand_config(1, 1, 1, 8);
   PolicyConfig pc;
   pc.method = method;
@@ -521,38 +519,38 @@ std::vector<int> run_window_method(const std::string& method) {
   pc.pool_radius = 3;
   pc.rkv_lambda = 0.1f;
   pc.rkv_threshold = 0.5f;
-  auto policy = make_policy(pc, cfg);
-  KvCache cache(cfg, 1, 32);
+  auto policy = make_method(pc, cfg);
+  KvCache cache(cfg, 1, 32, KvCacheExtras{false, 8});
   for (int i = 0; i < 15; ++i) put_all(cache, (i * 4 + 6) % 15, rkv_key);  // slot order != positions
   const std::vector<float> q = {0.05f, 0, 0, 0, 0, 0, 0, 0};
-  for (int pos = 0; pos < 15; ++pos) policy->observer()->on_query(0, 0, pos, nullptr, q.data());
-  EXPECT_EQ(policy->after_forward(cache, 0, SequenceProgress{15, 15, true}), 3);
+  for (int pos = 0; pos < 15; ++pos) test::record_window_query(cache, 0, 0, pos, q.data());
+  EXPECT_EQ(test::compress_row(*policy, cache, RowProgress{0, 15, 15, true}), 3);
   return held(cache, 0, 0, rkv_key);
 }
 
 TEST(MethodsRkv, RedundancyKeepsDistinctKeysAndTheNewestDuplicate) {
-  EXPECT_EQ(run_window_method("rkv"), join({1, 3, 5, 6}, range(7, 14)));
+  EXPECT_EQ(run_window_method(Method::RKV), join({1, 3, 5, 6}, range(7, 14)));
 }
 
 TEST(MethodsRkv, SnapKvOnTheSameCacheKeepsDuplicates) {
-  EXPECT_EQ(run_window_method("snapkv"), join({1, 2, 3, 4}, range(7, 14)));
+  EXPECT_EQ(run_window_method(Method::SnapKV), join({1, 2, 3, 4}, range(7, 14)));
 }
 
 // ------------------------------------------------------------------------------------------------
 // Budgets and statistics checked before anything is loaded.
 
 TEST(MethodsCheckPolicy, BudgetsAndStatsTheMethodsCannotHonour) {
-  for (const char* m : {"snapkv", "rkv"}) {
+  for (Method m : {Method::SnapKV, Method::RKV}) {
     PolicyConfig pc;
     pc.method = m;
     pc.budget = 8;
-    EXPECT_THROW(check_policy(pc), InputError) << m << ": budget must exceed the window of 8";
+    EXPECT_THROW(check_policy(pc), InputError) << method_name(m) << ": budget must exceed the window of 8";
     pc.budget = 0;
-    EXPECT_THROW(check_policy(pc), InputError) << m;
+    EXPECT_THROW(check_policy(pc), InputError) << method_name(m);
     pc.budget = 9;
-    EXPECT_NO_THROW(check_policy(pc)) << m;
+    EXPECT_NO_THROW(check_policy(pc)) << method_name(m);
     pc.observation_window = 9;
-    EXPECT_THROW(check_policy(pc), InputError) << m;
+    EXPECT_THROW(check_policy(pc), InputError) << method_name(m);
   }
   const ModelConfig cfg = hand_config(2, 2, 1, 4);
   PolicyConfig tri = tri_norm_only(nullptr, 16, 4);
@@ -592,20 +590,20 @@ struct ReplayFixture {
     slot_bytes = uint64_t(c.n_layers) * c.n_kv_heads * 2 * c.head_dim * 4;
   }
 
-  DecodeOutput run(const std::string& method, int budget, int divide) const {
+  DecodeOutput run(Method method, int budget, int divide) const {
     DecodeOptions opt;
     opt.mode = RunMode::Replay;
     opt.policy.method = method;
     opt.policy.budget = budget;
     opt.policy.divide_length = divide;
-    if (method == "triattention") opt.policy.stats = stats;
+    if (traits(method).needs_stats) opt.policy.stats = stats;
     return run_decode(model, {request}, opt);
   }
 };
 
 TEST(MethodsReplay, TriAttentionWithTrigHoldsTheBudgetAndLosesMassOnlyAfterEviction) {
   const ReplayFixture f;
-  const DecodeOutput out = f.run("triattention", 32, 16);
+  const DecodeOutput out = f.run(Method::TriAttention, 32, 16);
   ASSERT_EQ(out.sequences.size(), 1u);
   const SequenceOutcome& o = out.sequences[0];
   const size_t steps = f.request.forced.size();
@@ -641,8 +639,9 @@ TEST(MethodsReplay, TriAttentionWithTrigHoldsTheBudgetAndLosesMassOnlyAfterEvict
 
 TEST(MethodsReplay, EveryBudgetedMethodStaysWithinBudgetPlusDivide) {
   const ReplayFixture f;
-  for (const char* m : {"triattention", "snapkv", "rkv", "streaming", "h2o"}) {
-    const DecodeOutput out = f.run(m, 32, 16);
+  for (Method method : {Method::TriAttention, Method::SnapKV, Method::RKV, Method::Streaming, Method::H2O}) {
+    const std::string m(method_name(method));
+    const DecodeOutput out = f.run(method, 32, 16);
     const SequenceOutcome& o = out.sequences[0];
     EXPECT_GT(out.stats.compression_events, 0) << m;
     EXPECT_LE(out.stats.kv_peak_bytes, (32 + 16) * f.slot_bytes) << m;
@@ -658,8 +657,9 @@ TEST(MethodsReplay, EveryBudgetedMethodStaysWithinBudgetPlusDivide) {
 
 TEST(MethodsReplay, BudgetAboveTheSequenceMatchesFullAttentionExactly) {
   const ReplayFixture f;
-  for (const char* m : {"triattention", "snapkv", "rkv", "streaming", "h2o"}) {
-    const DecodeOutput out = f.run(m, 1000, 16);
+  for (Method method : {Method::TriAttention, Method::SnapKV, Method::RKV, Method::Streaming, Method::H2O}) {
+    const std::string m(method_name(method));
+    const DecodeOutput out = f.run(method, 1000, 16);
     const SequenceOutcome& o = out.sequences[0];
     EXPECT_EQ(out.stats.compression_events, 0) << m;
     ASSERT_EQ(o.kl.size(), f.request.forced.size()) << m;
@@ -682,7 +682,7 @@ TEST(MethodsReplay, UnprotectedTriAttentionRunsPromptsLongerThanBudgetPlusDivide
   for (int i = 1; i < 48; ++i) r.prompt.push_back((i * 13) % 256);  // 48 = budget + divide
   DecodeOptions opt;
   opt.mode = RunMode::Replay;
-  opt.policy.method = "triattention";
+  opt.policy.method = Method::TriAttention;
   opt.policy.budget = 32;
   opt.policy.divide_length = 16;
   opt.policy.tri.protect_prompt = false;

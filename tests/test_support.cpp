@@ -2,12 +2,14 @@
 
 #include "engine/model.hpp"
 #include "kernels/bf16.hpp"
+#include "kernels/cpu/compression_cpu.hpp"
 #include "kernels/gpu_info.hpp"
 
 #include <sys/wait.h>
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace kvb::test {
@@ -15,6 +17,21 @@ namespace kvb::test {
 void GpuTest::SetUp() {
   const GpuQuery q = query_gpus();
   if (q.gpus.empty()) GTEST_SKIP() << "no GPU: " << q.why_none;
+}
+
+int64_t compress_row(KvMethod& method, KvCache& cache, const RowProgress& progress) {
+  const std::unique_ptr<CompressionOps> ops = make_cpu_compression_ops(cache.storage());
+  int64_t evicted = 0;
+  method.compress(*ops, std::span<const RowProgress>(&progress, 1), std::span<int64_t>(&evicted, 1));
+  return evicted;
+}
+
+void record_window_query(KvCache& cache, int layer, int seq, int pos, const float* rotated) {
+  const KvGeometry& g = cache.geometry();
+  const size_t group_floats = size_t(g.group) * g.head_dim;
+  for (int h = 0; h < g.n_kv_heads; ++h)
+    std::copy(rotated + h * group_floats, rotated + (h + 1) * group_floats,
+              cache.window_queries(seq, layer, h) + size_t(pos % g.window) * group_floats);
 }
 
 void round_weights_to_bf16(Model& m) {

@@ -8,6 +8,9 @@
 #include <optional>
 #include <string>
 
+#include "engine/kv_cache.hpp"
+#include "engine/methods/kv_method.hpp"
+
 namespace kvb {
 struct Model;
 }
@@ -71,6 +74,14 @@ std::string deflate_bytes(const std::string& data, int window_bits);
 // Rounds the weights the CUDA backend stores in bf16 (embedding, classifier, every matrix) to
 // bf16 in place, so a CPU run computes with the GPU's weights.
 void round_weights_to_bf16(Model& model);
+
+// Runs `method` over the CPU compression ops of `cache` after a forward that appended to row
+// progress.seq, as the decode loop does; returns the slots evicted from that row.
+int64_t compress_row(KvMethod& method, KvCache& cache, const RowProgress& progress);
+
+// What a forward recording window queries stores for the token at `pos` of (layer, seq): its
+// post-RoPE queries `rotated` ([n_heads][head_dim]) in the cache's query window.
+void record_window_query(KvCache& cache, int layer, int seq, int pos, const float* rotated);
 
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
 // `run` without --device gets --device cpu, so a test means the same on a machine with a GPU.

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "engine/kv_cache.hpp"
-#include "reports/statistics.hpp"
+#include "util/statistics.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -71,8 +71,7 @@ QueryStatsAccumulator::QueryStatsAccumulator(const ModelConfig& config) : config
   sum_abs_.assign(n, 0.0);
 }
 
-void QueryStatsAccumulator::on_query(int layer, int /*seq*/, int /*pos*/, const float* pre_rope,
-                                     const float* /*rotated*/) {
+void QueryStatsAccumulator::on_query(int layer, int /*seq*/, int /*pos*/, const float* pre_rope) {
   if (layer == 0) ++tokens_;
   const int hd = config_.head_dim, F = hd / 2;
   const bool interleaved = config_.rope_pairing == RopePairing::Interleaved;
@@ -159,14 +158,15 @@ QueryStats calibrate_query_stats(const Model& model, const TokenSequences& seque
   std::optional<KvCache> cache;
   std::optional<Transformer> tf;
   return calibrate_with(model, sequences, progress,
-                        [&](std::span<const BatchToken> batch, bool new_sequence, int longest, AttentionObserver& acc) {
+                        [&](std::span<const BatchToken> batch, bool new_sequence, int longest, QueryObserver& acc) {
                           if (!tf) {
                             cache.emplace(model.config, 1, longest);
                             tf.emplace(model, std::min(kCalibrationChunk, longest));
-                            tf->set_attention_observer(&acc);
                           }
                           if (new_sequence) cache->clear_sequence(0);
-                          tf->forward(batch, *cache, nullptr);
+                          ForwardRecording<KvCache> record;
+                          record.queries = &acc;
+                          tf->forward(batch, *cache, nullptr, record);
                         });
 }
 

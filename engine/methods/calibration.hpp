@@ -34,11 +34,11 @@ TokenSequences calibration_sequences_from_workload(const Model& model, const Wor
 // Sums, per (layer, query head, frequency f), of z_f and |z_f| over every query it is shown, in
 // double so that tens of thousands of tokens lose nothing to rounding. z_f pairs the lanes the
 // way the model's RoPE rotates them: x[f] + i x[f + d/2] (half) or x[2f] + i x[2f+1] (interleaved).
-class QueryStatsAccumulator : public AttentionObserver {
+class QueryStatsAccumulator : public QueryObserver {
  public:
   explicit QueryStatsAccumulator(const ModelConfig& config);
 
-  void on_query(int layer, int seq, int pos, const float* pre_rope, const float* rotated) override;
+  void on_query(int layer, int seq, int pos, const float* pre_rope) override;
 
   // Tokens seen (counted once, at layer 0).
   int64_t token_count() const { return tokens_; }
@@ -67,7 +67,7 @@ constexpr int kCalibrationChunk = 512;
 // of a sequence, whose cache starts empty; longest: the longest sequence's length) through a
 // forward pass that shows `queries` every token's pre-RoPE queries.
 using CalibrationForward =
-    std::function<void(std::span<const BatchToken> batch, bool new_sequence, int longest, AttentionObserver& queries)>;
+    std::function<void(std::span<const BatchToken> batch, bool new_sequence, int longest, QueryObserver& queries)>;
 
 // calibrate_query_stats over any forward pass (the CPU Transformer above, or the GPU engine's:
 // engine/cuda_calibration.cpp).

@@ -31,10 +31,19 @@ class TriScorer {
   // statistics are `head`, when t tokens have been processed (the next query's position).
   void score(const HeadStats& head, int64_t t, const float* keys, int n, float* out) const;
 
-  // What score() hands the key kernel (kernels/compression_ops.hpp tri_scores): the effective
-  // queries u ([n_u][head_dim], room for max_queries()) and norm weights e ([head_dim / 2]) of
-  // `head` at t; returns n_u (0 with disable_trig). For a device that runs the kernel itself.
-  int coefficients(const HeadStats& head, int64_t t, float* u, float* e) const;
+  // cos and sin of t * omega_f for every frequency f: what the coefficients of every head at t
+  // share (the angles, in double, reach 1e5 rad).
+  struct Phase {
+    std::vector<double> cos, sin;
+  };
+  Phase phase(int64_t t) const;
+
+  // What score() hands the key kernel (kernels/cpu/compression_cpu.hpp tri_scores): the effective
+  // queries u ([n_u][head_dim], room for max_queries()) of `head` at the phase's t, returning n_u
+  // (0 with disable_trig), and its norm weights e ([head_dim / 2]), the same at every t. The
+  // compression ops' scoring (kernels/compression_ops.hpp TriEventScoring) takes a table of both.
+  int effective_queries(const HeadStats& head, const Phase& phase, float* u) const;
+  void norm_weights(const HeadStats& head, float* e) const;
   int max_queries() const;
   bool interleaved() const { return interleaved_; }
 
@@ -48,6 +57,7 @@ class TriScorer {
   TriScoringOptions options_;
   std::vector<int64_t> offsets_;
   std::vector<double> mean_re_, mean_im_;  // M_f = mean over offsets of e^{i delta omega_f}
+  std::vector<double> offset_cos_, offset_sin_;  // [offset][f]: e^{i delta omega_f} (max aggregation)
   mutable std::vector<float> u_, e_;       // per-call effective queries and norm coefficients
 };
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -91,9 +92,9 @@ void append_kv(bf16* keys, bf16* values, int32_t* positions, int32_t* lengths, c
   if (n <= 0 || n_kv_heads <= 0 || head_dim <= 0) return;
   append_kv_write_kernel<<<n, kThreads>>>(keys, values, positions, lengths, k, v, seq, pos, n_kv_heads, head_dim,
                                           capacity);
-  check(cudaGetLastError(), "append_kv launch");
+  KVB_CUDA_LAUNCH_CHECK();
   append_kv_lengths_kernel<<<n, kThreads>>>(lengths, seq, n, n_kv_heads, capacity);
-  check(cudaGetLastError(), "append_kv lengths launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

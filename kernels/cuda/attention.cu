@@ -41,6 +41,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "kernels/attention_workspace.hpp"
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -53,9 +55,6 @@ constexpr int kRows = 16;                          // query rows (tokens x heads
 constexpr int kWarpTile = 32;                      // slots per warp step (one per lane)
 constexpr int kBlockTile = kWarps * kWarpTile;     // slots per block step
 constexpr int kPStride = kRows + 4;                // p [slot][row], 16-byte rows, few conflicts
-constexpr int kMinSplitSlots = 256;                // a split covers at least this many slots
-constexpr int kMaxSplits = 64;
-constexpr int kMaxTargetBlocks = 1024;             // bounds tokens x splits (and the workspace)
 constexpr int kBlocksPerSm = 4;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -134,7 +133,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const Params p) {
   const int len = p.lengths[head];
   const int n_splits = gridDim.z;
   const int per = (len + n_splits - 1) / n_splits;
-  const int span = max(kMinSplitSlots, (per + kBlockTile - 1) / kBlockTile * kBlockTile);
+  const int span = max(kAttentionMinSplitSlots, (per + kBlockTile - 1) / kBlockTile * kBlockTile);
   const int lo = static_cast<int>(min(static_cast<long long>(len), static_cast<long long>(blockIdx.z) * span));
   const int hi = min(len, lo + span);
 
@@ -350,21 +349,14 @@ __global__ void attention_merge_kernel(float* __restrict__ out, const float* __r
 int sm_count() {
   static int cached[64] = {};
   int dev = 0;
-  check(cudaGetDevice(&dev), "attention: cudaGetDevice");
+  KVB_CUDA_CHECK(cudaGetDevice(&dev));
   if (dev < 0 || dev >= 64) dev = 0;
   if (cached[dev] == 0) {
     int sms = 0;
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "attention: SM count");
+    KVB_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     cached[dev] = sms > 0 ? sms : 1;
   }
   return cached[dev];
-}
-
-// Upper bound on the splits a launch with n tokens may use: n * splits <= kMaxTargetBlocks.
-int max_splits(int n, int capacity) {
-  const int by_len = (capacity + kMinSplitSlots - 1) / kMinSplitSlots;
-  const int by_blocks = kMaxTargetBlocks / n;
-  return std::max(1, std::min(kMaxSplits, std::min(by_len, by_blocks)));
 }
 
 bool head_dim_supported(int d) {
@@ -375,34 +367,21 @@ template <int HD>
 void launch(Params p, int splits) {
   using L = Layout<HD>;
   static const bool opted_in = [] {
-    check(cudaFuncSetAttribute(attention_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kBytes)),
-          "attention: shared memory opt-in");
+    KVB_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kBytes)));
     return true;
   }();
   (void)opted_in;
   const dim3 grid(p.n, p.n_kv_heads * p.head_chunks, splits);
   attention_kernel<HD><<<grid, kThreads, L::kBytes>>>(p);
-  check(cudaGetLastError(), "attention launch");
+  KVB_CUDA_LAUNCH_CHECK();
   if (splits > 1) {
     const int threads = std::min(128, (HD + 31) / 32 * 32);
     attention_merge_kernel<<<p.n * p.n_heads, threads>>>(p.out, p.ws, p.n * p.n_heads, HD, splits);
-    check(cudaGetLastError(), "attention merge launch");
+    KVB_CUDA_LAUNCH_CHECK();
   }
 }
 
 }  // namespace
-
-size_t attention_workspace_floats(int n, int n_heads, int head_dim, int capacity) {
-  if (n <= 0 || n_heads <= 0 || head_dim <= 0 || capacity <= 0) return 0;
-  // The most any launch of up to n tokens uses (monotone in n: a workspace sized for the largest
-  // batch serves every smaller one, e.g. decode after a long prefill chunk); <= 1024 token-splits.
-  size_t most = 0;
-  for (int m = 1; m <= std::min(n, kMaxTargetBlocks); ++m) {
-    const int s = max_splits(m, capacity);
-    if (s > 1) most = std::max(most, size_t(m) * s);
-  }
-  return most * n_heads * (size_t(head_dim) + 2);
-}
 
 void attention(float* out, const float* q, const bf16* keys, const bf16* values, const int32_t* positions,
                const int32_t* lengths, const int32_t* seq, const int32_t* pos, int n, int n_heads, int n_kv_heads,
@@ -410,11 +389,11 @@ void attention(float* out, const float* q, const bf16* keys, const bf16* values,
   if (n <= 0) return;
   if (!head_dim_supported(head_dim)) {
     char msg[128];
-    std::snprintf(msg, sizeof msg, "attention: head_dim %d unsupported (8, 16, 32, 48, 64, 80, 96, 128)", head_dim);
-    check(cudaErrorInvalidValue, msg);
+    std::snprintf(msg, sizeof msg, "head_dim %d unsupported (8, 16, 32, 48, 64, 80, 96, 128)", head_dim);
+    fail_argument("attention", msg);
   }
   if (n_kv_heads <= 0 || n_heads <= 0 || n_heads % n_kv_heads != 0)
-    check(cudaErrorInvalidValue, "attention: n_heads must be a positive multiple of n_kv_heads");
+    fail_argument("attention", "n_heads must be a positive multiple of n_kv_heads");
   Params p{};
   p.out = out;
   p.q = q;
@@ -437,8 +416,8 @@ void attention(float* out, const float* q, const bf16* keys, const bf16* values,
 
   // Enough blocks to fill the GPU: splits only where the (token, KV head) blocks alone do not.
   const long long blocks = (long long)n * n_kv_heads * p.head_chunks;
-  const long long target = std::min<long long>(kMaxTargetBlocks, (long long)kBlocksPerSm * sm_count());
-  int splits = int(std::min<long long>(max_splits(n, capacity), std::max(1LL, target / blocks)));
+  const long long target = std::min<long long>(kAttentionMaxTargetBlocks, (long long)kBlocksPerSm * sm_count());
+  int splits = int(std::min<long long>(attention_max_splits(n, capacity), std::max(1LL, target / blocks)));
   if (workspace == nullptr) splits = 1;
 
   switch (head_dim) {

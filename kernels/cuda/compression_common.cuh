@@ -1,20 +1,30 @@
 #pragma once
 // Helpers shared by the compression kernels (kernels/cuda/compression_cuda.hpp); included by .cu
 // files only (it needs nvcc). bf16 loads without cuda_bf16.h, block reductions in a fixed order
-// (bitwise reproducible for a given block size), stream-ordered scratch on the default stream,
-// and the opt-in for more than 48 KiB of dynamic shared memory.
+// (bitwise reproducible for a given block size), the opt-in for more than 48 KiB of dynamic
+// shared memory, and what every event kernel asks of a group.
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
 
 #include "kernels/bf16.hpp"
-#include "kernels/cuda/ops_cuda.hpp"
+#include "kernels/compression_scratch.hpp"
+#include "kernels/cuda/compression_cuda.hpp"
+#include "kernels/cuda/cuda_check.hpp"
 
 namespace kvb::cuda::compression_detail {
 
 // bf16 bit pattern -> fp32 (exact).
 __device__ __forceinline__ float bf16_to_f32(bf16 b) { return __uint_as_float(uint32_t(b) << 16); }
+
+// fp32 -> bf16 bit pattern, round to nearest even, NaN stays NaN (kernels/bf16.hpp bf16_from_float).
+__device__ __forceinline__ bf16 bf16_round(float f) {
+  uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<bf16>(u >> 16);
+}
 
 // Fixed-order dot product: four interleaved FMA chains, combined as (s0 + s1) + (s2 + s3).
 __device__ __forceinline__ float dot_f32(const float* a, const float* b, int d) {
@@ -84,36 +94,28 @@ __device__ inline int block_exclusive_scan(int v, int* buf, int* total) {
   return warp_offset + incl - v;
 }
 
-// Device scratch ordered on the default stream: allocated before the kernels that use it are
-// launched, freed (asynchronously, after them) when the object goes out of scope.
-class StreamScratch {
- public:
-  StreamScratch(size_t bytes, const char* what) {
-    if (bytes > 0) check(cudaMallocAsync(&ptr_, bytes, 0), what);
-  }
-  ~StreamScratch() {
-    if (ptr_) cudaFreeAsync(ptr_, 0);
-  }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-
-  template <class T>
-  T* at(size_t byte_offset) const {
-    return reinterpret_cast<T*>(static_cast<char*>(ptr_) + byte_offset);
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
-
 // Rounds a byte offset up to `align` (a power of two).
 inline size_t align_up(size_t bytes, size_t align) { return (bytes + align - 1) & ~(align - 1); }
 
 // Kernels that need more than the default 48 KiB of dynamic shared memory must opt in.
 template <class Kernel>
-void allow_dynamic_smem(Kernel* kernel, size_t bytes, const char* what) {
+void allow_dynamic_smem(Kernel* kernel, size_t bytes) {
   if (bytes > 48 * 1024)
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), what);
+    KVB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
+
+// --- Events (kernels/cuda/compression_cuda.hpp) ---------------------------------------------
+
+// Whether a slot at position `pos` of rank `rank` (-1: no ranks) is pinned by its group.
+__device__ __forceinline__ bool is_pinned(const DeviceGroup& g, int32_t pos, int rank) {
+  if (pos < g.below || pos >= g.from) return true;
+  return rank >= 0 && (rank < g.oldest || rank >= g.length - g.newest);
+}
+
+// The first slot of a segment's (layer, seq, kv head) in the cache.
+__device__ __forceinline__ size_t first_slot(const DeviceSegment& s, int capacity) { return size_t(s.head) * capacity; }
+
+// Blocks of `threads` covering n.
+inline int blocks_for(long long n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
 }  // namespace kvb::cuda::compression_detail

@@ -1,59 +1,89 @@
 #pragma once
-// CUDA versions of the compression kernels (kernels/compression_ops.hpp) for one (layer, KV head)
-// at a time, on bf16 keys, plus the device-side top-k and compaction a compression event needs.
-// Device pointers, default stream, asynchronous; same results as the CPU kernels on the same
-// (bf16-rounded) inputs, up to fp32 summation order.
+// The CUDA compression ops (kernels/compression_ops.hpp) and the batched kernels behind them.
+// Every kernel works on all groups or segments of one run of an event at once (blockIdx.y, or a
+// block per group/segment), reads the cache where it lives and takes its workspace from the
+// engine's arena (kernels/compression_scratch.hpp); the host uploads each run's tables once and
+// synchronises once per event, in finish(). Same decisions as the CPU ops on the same
+// (bf16-rounded) inputs, up to fp32 summation order in the scores; ties in top-k and compaction
+// follow the CPU's rules exactly. Default stream, asynchronous; .cu files report errors through
+// KVB_CUDA_CHECK (kernels/cuda/cuda_check.hpp).
 #include <cstdint>
+#include <memory>
 
 #include "kernels/bf16.hpp"
+#include "kernels/compression_ops.hpp"
+#include "kernels/compression_scratch.hpp"
+#include "kernels/kv_storage.hpp"
+
+namespace kvb {
+
+// The CompressionOps of a device cache; `scratch` was laid out for `shape` in the engine's arena.
+std::unique_ptr<CompressionOps> make_cuda_compression_ops(const KvStorage<bf16>& cache, const CompressionScratch& scratch,
+                                                          const CompressionShape& shape);
+
+}  // namespace kvb
 
 namespace kvb::cuda {
 
-// cpu::tri_scores with bf16 keys [n][head_dim]; u [n_u][head_dim] and e [head_dim/2] fp32.
-void tri_scores(float* out, const bf16* keys, int n, int head_dim, bool interleaved, const float* u, int n_u,
-                const float* e);
+// One run of an event as the kernels see it: device tables and the per-group rows of the scratch.
+struct DeviceEvent {
+  const DeviceGroup* groups = nullptr;
+  const DeviceSegment* segments = nullptr;
+  int n_groups = 0, n_segments = 0;
+  int max_length = 0;   // the longest group (grid sizing)
+  int row = 0;          // floats (ints) per group row of scores, order, rank, kept: the cache capacity
+  bool positions_view = false;
+  int32_t* order = nullptr;  // [group][row]: slots oldest first (with ranks), else null
+  int32_t* rank = nullptr;   // [group][row]: each slot's place in order, else null
+  float* scores = nullptr;   // [group][row], in the view
+  int32_t* kept = nullptr;   // [group][row]: the chosen slots (keep of them)
+};
 
-// cpu::zscore (population std clamped at 1e-6), in place over n values.
-void zscore(float* x, int n);
+// Scores -inf; with order/rank, each group's slots sorted by position (sort_keys: global scratch
+// of [groups][sort_width(row)] keys for groups longer than kSharedSortSlots, else unused).
+void event_begin(const DeviceEvent& e, const KvStorage<bf16>& cache, uint64_t* sort_keys);
 
-// cpu::window_attention with bf16 keys; queries [window][group][head_dim] fp32.
-void window_attention(float* out, const float* queries, int window, int group, const bf16* keys, int n, int head_dim);
+// TriAttention (TriEventScoring) for the groups whose time_row is in [first_row, first_row + rows):
+// coefficients holds those rows, [rows][n_layers][n_heads][stride]; raw [segment][group][row] and
+// moments [segment][group][2] are workspace.
+struct TriDeviceScoring {
+  const float* coefficients = nullptr;
+  int first_row = 0, rows = 0;
+  int n_u = 1, stride = 0, n_heads = 0;
+  bool interleaved = false;
+  uint64_t seed = 0;
+  bool mean = false;  // GroupReduce::Mean
+};
+void event_tri_scores(const DeviceEvent& e, const KvStorage<bf16>& cache, const TriDeviceScoring& s, float* raw,
+                      double* moments);
 
-// cpu::max_pool.
-void max_pool(float* out, const float* in, int n, int radius);
+// SnapKV / R-KV (WindowEventScoring), positions view, one segment per group. work: [group][window
+// + 2][row] floats; the redundancy partials of `scratch` take redundancy_groups groups at a time.
+void event_window_scores(const DeviceEvent& e, const KvStorage<bf16>& cache, int window, int pool_radius,
+                         bool redundancy, float lambda, float threshold, float* work, const CompressionScratch& scratch);
 
-// cpu::key_redundancy with bf16 keys in chronological order (a row without a near-duplicate zeroes
-// its entry for key 0).
-void key_redundancy(float* out, const bf16* keys, int n, int head_dim, float threshold);
+// H2O: scores = the first segment's slot scores.
+void event_slot_scores(const DeviceEvent& e, const KvStorage<bf16>& cache);
 
-// out[i] = rows[index[i]] for i < n: gathers bf16 rows of head_dim (e.g. keys in position order).
-void gather_rows(bf16* out, const bf16* rows, const int32_t* index, int n, int head_dim);
+// flags[0] |= 1 when a segment's positions differ from its group's first segment's.
+void event_check_shared_layout(const DeviceEvent& e, const KvStorage<bf16>& cache, int32_t* flags);
 
-// cpu::top_k into device memory: out[0..min(k,n)) = indices of the largest scores, descending,
-// ties to the lower index. n up to 16384.
-void top_k(int32_t* out, const float* score, int n, int k);
+// Pins (+inf) and the top `keep` of each group into kept (slot indices).
+void event_select(const DeviceEvent& e, const KvStorage<bf16>& cache, uint64_t* sort_keys);
 
-// KvCache::compact on the device for one (layer, sequence, KV head): keeps exactly the `k` slots
-// listed in `keep` (distinct, below the current length `len`), kept slots below k stay, kept slots
-// at or above k fill the holes below k in ascending order (both sides ascending), keys, values and
-// positions (and per-slot scores, when given) move together; *length becomes k.
-void compact(bf16* keys, bf16* values, int32_t* positions, int32_t* length, const int32_t* keep, int k, int len,
-             int head_dim, float* scores = nullptr);
+// Every segment keeps its group's kept slots (cpu::compact_slots' moves); device lengths := keep;
+// freed slot scores return to 0.
+void event_compact(const DeviceEvent& e, const KvStorage<bf16>& cache);
 
-// TriAttention's combination step for one (layer, KV head): with raw [group][n] the z-scored scores
-// of the group's query heads for n candidate slots at `positions`, each candidate's group maximum
-// of raw + 1e-6 * hashed_uniform(seed, event, ((head_key + h) << 32) | position) goes into agg:
-// kTriAssign stores it, kTriMax keeps the larger, kTriAddDivided adds it divided by `divisor`
-// (the mean over layers). Same bits as TriAttentionPolicy on the CPU.
-constexpr int kTriAssign = 0, kTriMax = 1, kTriAddDivided = 2;
-void tri_group_combine(float* agg, const float* raw, int group, int n, const int32_t* positions, uint64_t seed,
-                       uint64_t event, uint64_t head_key, int mode, float divisor);
+// out[segment][0..keep) = the segment's positions after compaction (rows of `row` ints).
+void event_read_positions(const DeviceEvent& e, const KvStorage<bf16>& cache, int32_t* out);
 
-// out[i] = lambda * a[i] - (1 - lambda) * b[i]: R-KV's score from pooled attention and redundancy.
-void weighted_difference(float* out, const float* a, const float* b, float lambda, int n);
+// CompressionOps::shift_sinks; args [group][2] = (shift, capture); the originals in cache.sink_keys.
+void event_shift_sinks(const DeviceEvent& e, const KvStorage<bf16>& cache, int sinks, const int32_t* args,
+                       const double* inv_freq, bool interleaved);
 
 // Stores the post-RoPE queries q ([n][n_heads][head_dim]) of `layer` of the `count` tokens
-// i = which[0..count) in the query ring [n_seqs][n_layers][n_kv_heads][window][group][head_dim],
+// i = which[0..count) in the query window [n_seqs][n_layers][n_kv_heads][window][group][head_dim],
 // slot pos[i] % window of sequence seq[i]. The tokens listed must map to distinct slots.
 void store_window_queries(float* ring, const float* q, const int32_t* which, int count, const int32_t* seq,
                           const int32_t* pos, int n_heads, int group, int head_dim, int window, int layer, int n_layers);

@@ -1,8 +1,7 @@
 #pragma once
-// One device allocation carved into aligned pieces: the CUDA backend sizes everything it will need
-// (weights, KV cache, workspace) up front, allocates once, and never allocates inside the decode
-// loop. The same layout code runs twice: before allocate() take() only counts bytes (and returns
-// null), after it take() hands out the pieces in the same order.
+// The one device allocation of the CUDA backend: sized by a counting pass of the layout code
+// (kernels/device_carver.hpp), allocated once, then carved by a second pass of the same code over
+// its base; nothing is allocated inside the decode loop.
 #include <cstddef>
 #include <cstdint>
 
@@ -12,38 +11,22 @@ namespace kvb::cuda {
 
 class DeviceArena {
  public:
-  static constexpr size_t kAlign = 256;
-
   DeviceArena() = default;
   DeviceArena(const DeviceArena&) = delete;
   DeviceArena& operator=(const DeviceArena&) = delete;
   ~DeviceArena() { device_free(base_); }
 
-  template <class T>
-  T* take(size_t count) {
-    const size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-    if (!base_) {
-      planned_ += bytes;
-      return nullptr;
-    }
-    T* p = reinterpret_cast<T*>(base_ + used_);
-    used_ += bytes;
-    if (used_ > planned_) check(2 /* cudaErrorMemoryAllocation */, "arena: more taken than was planned");
-    return p;
+  // RuntimeFailure naming `what` and the free memory when it does not fit.
+  void allocate(size_t bytes, const char* what) {
+    base_ = static_cast<uint8_t*>(device_alloc_bytes(bytes, what));
+    bytes_ = bytes;
   }
-
-  size_t planned_bytes() const { return planned_; }
-  bool allocated() const { return base_ != nullptr; }
-  // Allocates what the planning pass counted (RuntimeFailure naming `what` and the free memory when
-  // it does not fit); take() then hands out pieces from the start.
-  void allocate(const char* what) {
-    base_ = static_cast<uint8_t*>(device_alloc_bytes(planned_, what));
-    used_ = 0;
-  }
+  uint8_t* base() const { return base_; }
+  size_t bytes() const { return bytes_; }
 
  private:
   uint8_t* base_ = nullptr;
-  size_t planned_ = 0, used_ = 0;
+  size_t bytes_ = 0;
 };
 
 }  // namespace kvb::cuda

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -93,31 +94,31 @@ __global__ void bf16_to_f32_kernel(float* y, const uint16_t* x, int64_t n) {
 void embedding(float* x, const bf16* table, const int32_t* tokens, int n, int dim) {
   if (n <= 0 || dim <= 0) return;
   embedding_kernel<<<row_grid(n, dim), kThreads>>>(x, table, tokens, n, dim);
-  check(cudaGetLastError(), "embedding launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
   if (n <= 0) return;
   swiglu_kernel<<<flat_blocks(n), kThreads>>>(gate, up, n);
-  check(cudaGetLastError(), "swiglu launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 void add_bias(float* y, const float* b, int rows, int n) {
   if (rows <= 0 || n <= 0) return;
   add_bias_kernel<<<row_grid(rows, n), kThreads>>>(y, b, rows, n);
-  check(cudaGetLastError(), "add_bias launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 void f32_to_bf16(bf16* y, const float* x, int64_t n) {
   if (n <= 0) return;
   f32_to_bf16_kernel<<<flat_blocks(n), kThreads>>>(y, x, n);
-  check(cudaGetLastError(), "f32_to_bf16 launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 void bf16_to_f32(float* y, const bf16* x, int64_t n) {
   if (n <= 0) return;
   bf16_to_f32_kernel<<<flat_blocks(n), kThreads>>>(y, x, n);
-  check(cudaGetLastError(), "bf16_to_f32 launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

@@ -21,6 +21,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -135,7 +136,7 @@ void logits_stats(LogitStats* out, const float* method, const float* full, const
                   int vocab) {
   if (rows <= 0 || vocab <= 0) return;
   logits_stats_kernel<<<rows, kThreads>>>(out, method, full, targets, vocab);
-  check(cudaGetLastError(), "logits_stats launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

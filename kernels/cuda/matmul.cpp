@@ -21,14 +21,16 @@
 #include <mutex>
 #include <tuple>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
+#include "kernels/matmul_workspace.hpp"
 #include "util/errors.hpp"
 
 namespace kvb::cuda {
 
 namespace {
 
-constexpr size_t kWorkspaceBytes = size_t(32) << 20;  // enough for split-K on the largest shapes we run
+
 constexpr size_t kMaxPlans = 256;  // prefill chunks of many lengths would otherwise grow the cache forever
 
 void check_lt(cublasStatus_t status, const char* what) {
@@ -74,7 +76,7 @@ class Lt {
     check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose),
              "set TRANSA");
     check_lt(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep), "set TRANSB");
-    workspace_ = device_alloc_bytes(kWorkspaceBytes, "cuBLASLt workspace");
+    workspace_ = device_alloc_bytes(kMatmulWorkspaceBytes, "cuBLASLt workspace");
   }
 
   void run(float* y, const bf16* w, const bf16* x, int rows, int in, int out) {
@@ -83,7 +85,7 @@ class Lt {
     const float alpha = 1.0f, beta = 0.0f;
     // Default stream, like every other op: ordered after the x conversion that filled x_scratch.
     check_lt(cublasLtMatmul(handle_, desc_, &alpha, w, plan.w, x, plan.x, &beta, y, plan.y, y, plan.y, &plan.algo,
-                            workspace_, kWorkspaceBytes, nullptr),
+                            workspace_, kMatmulWorkspaceBytes, nullptr),
              "matmul");
   }
 
@@ -101,7 +103,7 @@ class Lt {
       check_lt(cublasLtMatrixLayoutCreate(&plan.x, CUDA_R_16BF, key.in, key.rows, key.in), "create layout of x");
       check_lt(cublasLtMatrixLayoutCreate(&plan.y, CUDA_R_32F, key.out, key.rows, key.out), "create layout of y");
       check_lt(cublasLtMatmulPreferenceCreate(&pref), "create preference");
-      const uint64_t workspace = kWorkspaceBytes;
+      const uint64_t workspace = kMatmulWorkspaceBytes;
       check_lt(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                     sizeof workspace),
                "set workspace size");
@@ -148,7 +150,7 @@ Lt& lt() {
 void matmul(float* y, const float* x, const bf16* w, int rows, int in, int out, bf16* x_scratch) {
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) {  // empty sums; cuBLASLt rejects k = 0
-    check(cudaMemsetAsync(y, 0, size_t(rows) * size_t(out) * sizeof(float), nullptr), "matmul (in = 0)");
+    KVB_CUDA_CHECK(cudaMemsetAsync(y, 0, size_t(rows) * size_t(out) * sizeof(float), nullptr));
     return;
   }
   Lt& l = lt();  // before any launch: a failure to create it leaves nothing enqueued

@@ -51,12 +51,11 @@ void append_kv(bf16* keys, bf16* values, int32_t* positions, int32_t* lengths, c
 // For every token i and query head h: softmax over the slots j of (seq[i], h / group) with
 // positions[j] <= pos[i] of q.k_j / sqrt(head_dim), times the values; out, q: [n][n_heads][head_dim].
 // Decode (one token per sequence) splits long caches across blocks and merges the partial results
-// through `workspace` (attention_workspace_floats); prefill (many tokens of one sequence) tiles the
+// through `workspace` (kernels/attention_workspace.hpp); prefill (many tokens of one sequence) tiles the
 // queries. Same result as the CPU attention (kernels/ops.hpp) up to bf16 rounding of K and V.
 void attention(float* out, const float* q, const bf16* keys, const bf16* values, const int32_t* positions,
                const int32_t* lengths, const int32_t* seq, const int32_t* pos, int n, int n_heads, int n_kv_heads,
                int head_dim, int capacity, float* workspace);
-size_t attention_workspace_floats(int n, int n_heads, int head_dim, int capacity);
 
 // The weights `attention` gives the slots (same inputs and masking), reduced two ways (either
 // output may be null): scores[(seq[i] * n_kv_heads + g) * capacity + j] += w_j for every token i
@@ -108,13 +107,16 @@ void copy_to_device_bytes(void* dst, const void* src, size_t bytes);
 void copy_to_host_bytes(void* dst, const void* src, size_t bytes);
 void fill_bytes(void* dst, int value, size_t bytes);
 void synchronize(const char* what);
+// Page-locked host memory, and copies between it and the device that do not wait for the host:
+// ordered on the default stream, complete at the next synchronize().
+void* pinned_alloc_bytes(size_t bytes, const char* what);
+void pinned_free(void* p);
+void copy_to_device_async(void* dst, const void* pinned_src, size_t bytes);
+void copy_to_host_async(void* pinned_dst, const void* src, size_t bytes);
 // Makes GPU `index` current for this thread (RuntimeFailure naming it when it does not answer).
 void select_device(int index);
 // Free and total bytes of the current GPU.
 void memory_info(size_t* free_bytes, size_t* total_bytes);
 
-// Throws RuntimeFailure("CUDA <what>: <error string>") unless err is cudaSuccess. Kernels (.cu)
-// report through this: fmt, which builds the messages, does not compile under nvcc in C++20.
-void check(int err, const char* what);
 
 }  // namespace kvb::cuda

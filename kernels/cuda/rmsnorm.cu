@@ -3,6 +3,7 @@
 // scaled row. Memory-bound: reads x twice (second pass usually hits L1/L2) and writes y once.
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -40,7 +41,7 @@ __global__ void rmsnorm_kernel(float* y, const float* x, const float* weight, in
 void rmsnorm(float* y, const float* x, const float* weight, int rows, int n, float eps) {
   if (rows <= 0 || n <= 0) return;
   rmsnorm_kernel<<<rows, kThreads>>>(y, x, weight, n, eps);
-  check(cudaGetLastError(), "rmsnorm launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -52,7 +53,7 @@ void rope(float* x, const int32_t* pos, int n, int n_heads, int head_dim, const 
   const int64_t want = (items + kThreads - 1) / kThreads;
   const int blocks = static_cast<int>(want < kMaxBlocks ? want : kMaxBlocks);
   rope_kernel<<<blocks, kThreads>>>(x, pos, items, pairs, n_heads, head_dim, inv_freq, scale, interleaved);
-  check(cudaGetLastError(), "rope launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

@@ -82,18 +82,18 @@ void slot_attention(const float* q, const bf16* keys, const int32_t* positions, 
                     const int32_t* seq, const int32_t* pos, int n, int n_heads, int n_kv_heads, int head_dim,
                     int capacity, float* scores, const uint32_t* held, int held_words, float* mass) {
   if (n <= 0 || (!scores && !held)) return;
-  if (head_dim > kMaxHeadDim) check(cudaErrorInvalidValue, "slot_attention: head_dim above 256");
+  if (head_dim > kMaxHeadDim) fail_argument("slot_attention", "head_dim above 256");
   slot_attention_kernel<<<n * n_heads, kThreads>>>(q, keys, positions, lengths, seq, pos, n_heads, n_kv_heads, head_dim,
                                                    capacity, scores, held, held_words, mass);
-  check(cudaGetLastError(), "slot_attention launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 void mark_held_positions(uint32_t* held, const int32_t* positions, const int32_t* lengths, int n_heads_total,
                          int capacity, int held_words) {
   if (n_heads_total <= 0) return;
-  check(cudaMemsetAsync(held, 0, sizeof(uint32_t) * size_t(n_heads_total) * held_words, 0), "mark_held_positions clear");
+  KVB_CUDA_CHECK(cudaMemsetAsync(held, 0, sizeof(uint32_t) * size_t(n_heads_total) * held_words, 0));
   mark_held_kernel<<<n_heads_total, kThreads>>>(held, positions, lengths, capacity, held_words);
-  check(cudaGetLastError(), "mark_held_positions launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

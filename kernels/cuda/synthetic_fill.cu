@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/counter_hash.hpp"
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -32,7 +33,7 @@ void launch(T* out, int64_t n, uint64_t key, float scale, float offset) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   synthetic_fill_kernel<<<static_cast<int>(blocks < kMaxBlocks ? blocks : kMaxBlocks), kThreads>>>(out, n, key, scale,
                                                                                                  offset);
-  check(cudaGetLastError(), "synthetic_fill launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/compression_cuda.hpp"
+#include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
 namespace kvb::cuda {
@@ -35,7 +36,7 @@ void store_window_queries(float* ring, const float* q, const int32_t* which, int
   if (count <= 0 || window <= 0) return;
   store_window_queries_kernel<<<count * n_heads, kThreads>>>(ring, q, which, seq, pos, n_heads, group, head_dim, window,
                                                              layer, n_layers);
-  check(cudaGetLastError(), "store_window_queries launch");
+  KVB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace kvb::cuda

@@ -1,0 +1,449 @@
+#include "run/benchmark.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "engine/cuda_calibration.hpp"
+#include "run/gpu_session.hpp"
+#include "engine/methods/calibration.hpp"
+#include "engine/methods/query_stats.hpp"
+#include "engine/model.hpp"
+#include "kernels/cpu/thread_pool.hpp"
+#include "kernels/gpu_info.hpp"
+#include "profiler/cupti_tracer.hpp"
+#include "profiler/host_info.hpp"
+#include "profiler/nvml_sampler.hpp"
+#include "profiler/trace.hpp"
+#include "util/errors.hpp"
+#include "run/gpu_session.hpp"
+#include "run/kept_log.hpp"
+#include "run/result.hpp"
+#include "run/steps_csv.hpp"
+#include "workloads/workload.hpp"
+
+namespace kvb {
+
+namespace {
+
+Workload resolve_workload(const RunConfig& c) {
+  if (!c.prompt.empty()) return single_prompt_workload(c.prompt);
+  if (c.workload.empty()) return builtin_workload("stories");
+  if (c.workload.rfind("builtin:", 0) == 0) return builtin_workload(c.workload.substr(8));
+  return load_workload(c.workload);
+}
+
+// Picks the compute device: "cpu" or "cuda:N". auto takes GPU 0 when one answers (and the build
+// has the CUDA backend) and says which it took; naming a GPU that does not answer is an error,
+// never a silent CPU run.
+std::string resolve_device(const std::string& device, const std::function<void(const std::string&)>& progress) {
+  if (device == "cpu") return "cpu";
+  const GpuQuery q = query_gpus();
+  if (device == "auto") {
+    if (q.gpus.empty()) {
+      progress(fmt::format("device: cpu ({})", q.why_none));
+      return "cpu";
+    }
+    progress(fmt::format("device: cuda:0 ({})", q.gpus[0].name));
+    return "cuda:0";
+  }
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (device != "cuda") {
+      size_t used = 0;
+      try {
+        index = std::stoi(device.substr(5), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != device.size() - 5 || index < 0) fail_input("--device {}: expected cuda or cuda:N", device);
+    }
+    if (q.gpus.empty()) fail_input("--device {}: no GPU answered ({})", device, q.why_none);
+    if (index >= static_cast<int>(q.gpus.size()))
+      fail_input("--device {}: this machine has {} GPU(s)", device, q.gpus.size());
+    return fmt::format("cuda:{}", index);
+  }
+  fail_input("--device {}: expected auto, cpu or cuda[:N]", device);
+}
+
+// Throughput mode decodes full batches: items repeat, in order, until `batch` sequences are
+// running (the k-th repeat of an item gets the id suffix #k).
+std::vector<DecodeRequest> fill_batch(const std::vector<DecodeRequest>& requests, int batch) {
+  std::vector<DecodeRequest> out = requests;
+  for (size_t i = requests.size(); i < size_t(batch); ++i) {
+    out.push_back(requests[i % requests.size()]);
+    out.back().id += fmt::format("#{}", i / requests.size());
+  }
+  return out;
+}
+
+// An upper bound on an item's prompt length in tokens before the tokenizer is loaded (every
+// supported tokenizer emits at most one token per byte, plus BOS and a dummy prefix).
+int64_t prompt_token_bound(const WorkloadItem& item) {
+  return item.prompt_ids.empty() ? static_cast<int64_t>(item.prompt_text.size()) + 2
+                                 : static_cast<int64_t>(item.prompt_ids.size());
+}
+
+int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
+  const int64_t cont = item.continuation_ids.empty() ? static_cast<int64_t>(item.continuation_text.size()) + 2
+                                                     : static_cast<int64_t>(item.continuation_ids.size());
+  const int64_t gen = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
+  return c.mode == RunMode::Generate ? gen : std::max(cont, gen);
+}
+
+std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const RunConfig& c) {
+  std::vector<DecodeRequest> out;
+  for (const WorkloadItem& item : w.items) {
+    DecodeRequest r;
+    r.id = item.id;
+    r.prompt = !item.prompt_ids.empty() ? item.prompt_ids : m.tokenizer->encode_prompt(item.prompt_text);
+    r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
+    if (c.mode != RunMode::Generate) {
+      r.forced = !item.continuation_ids.empty() ? item.continuation_ids : m.tokenizer->encode(item.continuation_text);
+      // --max-new-tokens caps how much of a recorded trace is replayed.
+      if (static_cast<int>(r.forced.size()) > r.max_new_tokens) r.forced.resize(r.max_new_tokens);
+    }
+    if (c.mode == RunMode::Throughput && r.forced.empty()) {
+      // No recorded continuation: a seeded synthetic trace of --max-new-tokens ids. Attention cost
+      // depends on lengths, not on which tokens are fed.
+      Rng rng(c.sampling.seed ^ (0x9e3779b97f4a7c15ull * (out.size() + 1)));
+      r.forced.resize(r.max_new_tokens);
+      for (int& t : r.forced) t = static_cast<int>(rng.next() % uint64_t(m.config.vocab_size));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// The CUDA device a resolved device names ("cuda" is device 0, "cuda:N"); nullopt for the CPU.
+std::optional<int> cuda_device_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0) return std::nullopt;
+  try {
+    return std::stoi(device.substr(5));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// What watches the GPU while a CUDA run decodes: NVML telemetry always, CUPTI records with --trace.
+// Either one that cannot start says why once and the run goes on without it.
+struct GpuObservers {
+  std::unique_ptr<profiler::NvmlSampler> sampler;
+  std::unique_ptr<profiler::CuptiTracer> tracer;  // null unless it traces
+};
+
+GpuObservers start_gpu_observers(ResultHeader& header, bool trace, const std::function<void(const std::string&)>& progress) {
+  GpuObservers o;
+  const std::optional<int> index = cuda_device_index(header.settings.device);
+  if (!index) {
+    header.gpu_telemetry = profiler::telemetry_not_sampled("not sampled: the run used the CPU");
+    if (trace) header.gpu_trace = {{"traced", false}, {"note", "no GPU records: the run used the CPU"}};
+    return o;
+  }
+  const auto gpu = std::find_if(header.gpus.gpus.begin(), header.gpus.gpus.end(),
+                                [&](const GpuInfo& g) { return g.index == *index; });
+  if (gpu == header.gpus.gpus.end()) {
+    header.gpu_telemetry = profiler::telemetry_not_sampled(fmt::format("not sampled: GPU {} did not answer", *index));
+  } else {
+    o.sampler = std::make_unique<profiler::NvmlSampler>(*gpu);
+    if (!o.sampler->available()) progress(o.sampler->unavailable_reason());
+  }
+  if (trace) {
+    auto tracer = std::make_unique<profiler::CuptiTracer>();
+    header.gpu_trace = {{"traced", tracer->available()},
+                        {"note", tracer->available() ? tracer->description() : tracer->unavailable_reason()}};
+    if (tracer->available()) o.tracer = std::move(tracer);
+    else progress(tracer->unavailable_reason());
+  }
+  return o;
+}
+
+// Stops the sampler and records its summary; a throttled GPU is worth a line on the terminal too.
+void finish_gpu_observers(GpuObservers& o, ResultHeader& header, const std::function<void(const std::string&)>& progress) {
+  if (!o.sampler) return;
+  header.gpu_telemetry = o.sampler->finish();
+  const nlohmann::json& t = header.gpu_telemetry;
+  if (t.contains("warning") && t["warning"].is_string()) progress("warning: " + t["warning"].get<std::string>());
+}
+
+void append_gpu_records(std::optional<profiler::GpuRunTrace>& to, profiler::GpuRunTrace from) {
+  if (!to) to.emplace();
+  to->activities.insert(to->activities.end(), std::make_move_iterator(from.activities.begin()),
+                        std::make_move_iterator(from.activities.end()));
+  to->dropped_records += from.dropped_records;
+}
+
+
+// Flags that need nothing loaded.
+void check_run_config(const RunConfig& c) {
+  if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
+  if (c.batch_size < 0) fail_input("--batch {}: must be a positive integer or auto", c.batch_size);
+  if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
+  if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
+  if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
+  if (c.warmup < -1) fail_input("--warmup {}: must be >= 0", c.warmup);
+  if (c.repeat == 0 || c.repeat < -1) fail_input("--repeat {}: must be >= 1", c.repeat);
+  if (c.methods.empty()) fail_input("--method: no method given");
+}
+
+// Every (method, budget) of the run, checked before anything is loaded. TriAttention's statistics
+// are read here; with --stats self they are measured later (calibrate_on_run_tokens).
+std::vector<PolicyConfig> plan_policies(const RunConfig& c, const std::function<void(const std::string&)>& progress) {
+  const bool wants_stats =
+      std::any_of(c.methods.begin(), c.methods.end(), [](Method m) { return traits(m).needs_stats; });
+  std::shared_ptr<const QueryStats> stats;
+  if (wants_stats && c.stats_path == "self") stats = std::make_shared<const QueryStats>();  // a placeholder
+  else if (wants_stats && !c.stats_path.empty()) stats = std::make_shared<const QueryStats>(read_query_stats(c.stats_path));
+  if (!c.stats_path.empty() && !wants_stats) progress("--stats is only used by --method triattention; ignored");
+  std::vector<PolicyConfig> policies;
+  for (Method method : c.methods) {
+    PolicyConfig p = c.method_options;
+    p.method = method;
+    p.divide_length = c.divide_length;
+    p.stats = stats;
+    if (!traits(method).budgeted) {
+      check_policy(p);
+      policies.push_back(p);
+      continue;
+    }
+    if (c.budgets.empty()) check_policy(p);  // asks for --budget
+    for (int b : c.budgets) {
+      p.budget = b;
+      check_policy(p);
+      policies.push_back(p);
+    }
+  }
+  return policies;
+}
+
+// The machine and the settings every result records; resolves the device.
+ResultHeader make_header(const RunConfig& c, const std::function<void(const std::string&)>& progress) {
+  ResultHeader header;
+  header.started_at = utc_timestamp();
+  header.command_line = c.command_line;
+  header.host = query_host_info();
+  header.gpus = query_gpus();
+  header.settings.device = resolve_device(c.device, progress);
+  cpu::ThreadPool::instance().set_threads(c.threads);
+  header.settings.threads = cpu::ThreadPool::instance().threads();
+  header.settings.mode = c.mode;
+  header.settings.max_new_tokens = c.max_new_tokens;
+  header.settings.sampling = c.sampling;
+  header.settings.batch_size = c.batch_size;
+  if (header.settings.device == "cpu" && c.batch_size == 0)
+    fail_input("--batch auto: sizes the batch to the GPU's memory; on the CPU give a number of sequences");
+  return header;
+}
+
+// The model, loaded for the run's device: the CPU backend holds fp32 weights and caches in host
+// memory (the estimate refuses what cannot fit), the GPU its own; a synthetic model's weights are
+// then generated there (no host copy).
+Model load_run_model(const RunConfig& c, const Workload& workload, bool on_gpu,
+                     const std::function<void(const std::string&)>& progress) {
+  int64_t per_sequence = 1;
+  for (const WorkloadItem& item : workload.items)
+    per_sequence = std::max(per_sequence, prompt_token_bound(item) + steps_bound(item, c));
+  LoadOptions lo;
+  lo.tokenizer_path = c.tokenizer;
+  lo.hash_files = c.hash_files;
+  lo.kv_slots = on_gpu ? 0 : per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
+  lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0;
+  progress(fmt::format("loading {}", c.model));
+  // "load" ranges show in an Nsight capture (the per-op table only times decoding: --trace starts later).
+  Model model = [&] {
+    profiler::Range range("load");
+    return load_model(c.model, lo);
+  }();
+  progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
+                       to_string(model.config.arch), model.config.parameter_count() / 1e6,
+                       model.info.synthetic ? ", synthetic weights" : ""));
+  return model;
+}
+
+// One engine serves every method of a GPU run (and the greedy continuations): sized for all of
+// them (planned: the policies, then full attention), weights uploaded once.
+std::unique_ptr<GpuSession> start_gpu_session(const RunConfig& c, Model& model, const std::vector<DecodeRequest>& requests,
+                                              const std::vector<PolicyConfig>& planned, int prefill_chunk,
+                                              ResultHeader& header, const std::function<void(const std::string&)>& progress) {
+  GpuSessionRequest g;
+  g.device_index = *cuda_device_index(header.settings.device);
+  g.batch = c.batch_size;
+  g.prefill_chunk = prefill_chunk;
+  g.mode = c.mode;
+  std::unique_ptr<GpuSession> session;
+  {
+    profiler::Range range("load");  // weights to the device
+    session = std::make_unique<GpuSession>(model, requests, planned, g);
+  }
+  progress(session->summary());
+  header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
+  header.settings.weights_bytes = session->weight_bytes();
+  if (model.weights.layers.empty()) model.info.stored_dtype = "BF16 (generated on the device)";
+  return session;
+}
+
+// Replay items without a recorded continuation replay full attention's own greedy continuation.
+void complete_replay_traces(const RunConfig& c, const Model& model, const DecodeOptions& opt, int batch,
+                            std::vector<DecodeRequest>& requests, const std::function<void(const std::string&)>& progress) {
+  std::vector<DecodeRequest> to_generate;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].forced.empty()) {
+      to_generate.push_back(requests[i]);
+      where.push_back(i);
+    }
+  if (to_generate.empty()) return;
+  progress(fmt::format("replay: {} item(s) have no recorded continuation; generating full attention's greedy "
+                       "continuation of {} tokens first",
+                       to_generate.size(), c.max_new_tokens));
+  DecodeOptions gen = opt;
+  gen.batch_size = batch;
+  gen.mode = RunMode::Generate;
+  gen.sampling = SamplingParams{};
+  gen.policy = PolicyConfig{};
+  validate_requests(model, to_generate, RunMode::Generate);
+  DecodeOutput g = run_decode(model, to_generate, gen);
+  for (size_t i = 0; i < g.sequences.size(); ++i) requests[where[i]].forced = g.sequences[i].tokens;
+}
+
+// --stats self: statistics measured on the very tokens being replayed, a self-contained
+// demonstration, not the held-out calibration of the paper (recorded as such in the result).
+void calibrate_on_run_tokens(const Model& model, const std::vector<DecodeRequest>& requests, GpuSession* gpu,
+                             std::vector<PolicyConfig>& policies, const std::function<void(const std::string&)>& progress) {
+  TokenSequences sequences;
+  for (const DecodeRequest& r : requests) {
+    sequences.push_back(r.prompt);
+    sequences.back().insert(sequences.back().end(), r.forced.begin(), r.forced.end());
+  }
+  QueryStats measured = gpu ? calibrate_query_stats(*gpu->engine(), model, sequences) : calibrate_query_stats(model, sequences);
+  measured.format = "calibrated-on-run-tokens";
+  measured.source_path = "self";
+  progress(fmt::format("triattention: query statistics calibrated on this run's own {} tokens (--stats self); pass "
+                       "--stats FILE for held-out statistics",
+                       measured.token_count.value_or(0)));
+  const auto stats = std::make_shared<const QueryStats>(std::move(measured));
+  for (PolicyConfig& p : policies)
+    if (traits(p.method).needs_stats) p.stats = stats;
+}
+
+// The warm-up and measured repetitions of one (method, budget). A runtime failure is recorded in
+// `failure` and ends the run; what was measured stays.
+MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& requests, DecodeOptions opt,
+                         const PolicyConfig& p, int warmup, int repeat, GpuObservers& gpu, KeptLog* kept,
+                         std::string& failure) {
+  MethodRun run;
+  run.batch = std::min<int>(opt.batch_size, static_cast<int>(requests.size()));
+  run.name = run_name(p);
+  run.method = p.method;
+  run.budget = p.budget;
+  run.divide_length = p.budget > 0 ? p.divide_length : 0;
+  run.parameters = method_parameters(p);
+  run.warmup = warmup;
+  opt.policy = p;
+  const profiler::RunRange nvtx_run(run.name);
+  try {
+    for (int rep = 0; rep < warmup + repeat; ++rep) {
+      // The kept positions of the first measured repetition (the others repeat them).
+      opt.on_kept = nullptr;
+      if (kept && rep == warmup)
+        opt.on_kept = [&](const std::string& id, const KeptEvent& e) { kept->write(run.name, p, id, e); };
+      DecodeOutput out = run_decode(model, requests, opt);
+      std::vector<profiler::Event> events = profiler::take_events();
+      if (gpu.tracer) {
+        profiler::GpuRunTrace records = gpu.tracer->take(events);
+        if (rep >= warmup) append_gpu_records(run.gpu, std::move(records));
+      }
+      if (rep >= warmup) run.events.insert(run.events.end(), events.begin(), events.end());
+      const bool first_measured = rep == warmup || (out.interrupted && run.repetitions.empty());
+      if (rep >= warmup && !out.interrupted) run.repetitions.push_back(out.stats);
+      if (out.interrupted) run.output.interrupted = true;
+      if (first_measured) run.output = std::move(out);
+      if (run.output.interrupted) break;
+    }
+  } catch (const RuntimeFailure& e) {
+    failure = e.what();
+  }
+  run.peak_rss_bytes = peak_rss_bytes();
+  return run;
+}
+
+}  // namespace
+
+BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
+                              const std::function<void(const std::string&)>& progress) {
+  check_run_config(c);
+  // Like llama-bench: timing runs warm up once and repeat five times; fidelity runs are deterministic.
+  const bool timing = c.mode == RunMode::Throughput;
+  const int warmup = c.warmup >= 0 ? c.warmup : (timing ? 1 : 0);
+  const int repeat = c.repeat >= 1 ? c.repeat : (timing ? 5 : 1);
+  std::vector<PolicyConfig> policies = plan_policies(c, progress);
+  std::optional<KeptLog> kept;
+  if (!c.dump_kept.empty()) kept.emplace(c.dump_kept);
+
+  ResultHeader header = make_header(c, progress);
+  const bool on_gpu = header.settings.device != "cpu";
+  Workload workload = resolve_workload(c);
+  Model model = load_run_model(c, workload, on_gpu, progress);
+  std::vector<DecodeRequest> requests = make_requests(workload, model, c);
+  DecodeOptions opt;
+  opt.mode = c.mode;
+  opt.sampling = c.sampling;
+  opt.batch_size = c.batch_size;
+  opt.stop = stop;
+
+  // A runtime failure from here on (out of device memory, a device error) ends the run with a
+  // result that says so and holds what was measured before it.
+  BenchmarkResult result;
+  std::vector<MethodRun> runs;
+  std::unique_ptr<GpuSession> gpu_session;
+  std::vector<PolicyConfig> planned = policies;
+  planned.push_back(PolicyConfig{});  // full attention, for continuations generated before the runs
+  auto batch_of = [&](size_t planned_index) { return gpu_session ? gpu_session->batch_for(planned_index) : c.batch_size; };
+  try {
+    if (on_gpu) {
+      gpu_session = start_gpu_session(c, model, requests, planned, opt.prefill_chunk, header, progress);
+      opt.cuda = gpu_session->engine();
+    }
+    if (c.mode == RunMode::Replay) complete_replay_traces(c, model, opt, batch_of(planned.size() - 1), requests, progress);
+    const bool self_calibrate =
+        c.stats_path == "self" && std::any_of(policies.begin(), policies.end(), [](const PolicyConfig& p) { return traits(p.method).needs_stats; });
+    if (self_calibrate) calibrate_on_run_tokens(model, requests, gpu_session.get(), policies, progress);
+  } catch (const RuntimeFailure& e) {
+    result.failure = e.what();
+  }
+  // Statistics against the model, prompts against every budget: before any method runs.
+  if (result.failure.empty())
+    for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_method(p, model.config).get());
+
+  profiler::enable(c.trace);
+  GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock
+  for (size_t pi = 0; pi < policies.size() && !result.interrupted && result.failure.empty(); ++pi) {
+    const PolicyConfig& p = policies[pi];
+    opt.batch_size = batch_of(pi);
+    const std::vector<DecodeRequest> run_requests =
+        c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size) : requests;
+    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", run_requests.size(), method_name(p.method),
+                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), opt.batch_size));
+    runs.push_back(measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr, result.failure));
+    result.interrupted = runs.back().output.interrupted;
+  }
+  finish_gpu_observers(gpu, header, progress);
+  if (kept) kept->finish();
+  const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
+  result.document = make_result(header, model, workload, runs, status, result.failure);
+  result.steps_csv = render_steps_csv(runs, c.mode);
+  if (c.trace) {
+    // One host track per run; traced GPU work on tracks of its own, one per stream.
+    std::vector<profiler::TraceRun> tracks;
+    for (const MethodRun& r : runs) tracks.push_back({r.name, &r.events, r.gpu ? &*r.gpu : nullptr});
+    result.trace = profiler::chrome_trace(tracks);
+  }
+  profiler::enable(false);
+  return result;
+}
+
+}  // namespace kvb

@@ -1,0 +1,58 @@
+#pragma once
+// One `kvbench run`: check the configuration, resolve the device, load the workload and the model,
+// turn items into decode requests, complete replay traces, calibrate, decode every method and
+// budget, and assemble the result document. The CLI only parses flags into a RunConfig and writes
+// what this returns. Above the engine: run/ may use engine/, reports/ and profiler/; none of them
+// uses run/.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/decode_loop.hpp"
+#include "engine/methods/method.hpp"
+#include "engine/sampler.hpp"
+
+namespace kvb {
+
+struct RunConfig {
+  std::string model = "synthetic:tiny";
+  std::string tokenizer;          // llama2.c tokenizer override
+  std::string prompt;             // a single prompt (wins over workload)
+  std::string workload;           // file or builtin:<name>; empty = builtin:stories
+  RunMode mode = RunMode::Replay;
+  int max_new_tokens = 512;
+  SamplingParams sampling;
+  int batch_size = 1;
+  int warmup = -1;                // repetitions run first and discarded; -1 = 1 in throughput mode, else 0
+  int repeat = -1;                // measured repetitions; -1 = 5 in throughput mode, else 1
+  // Every method x every budget is run; by default all of them at two budgets.
+  std::vector<Method> methods = every_method();
+  std::vector<int> budgets = {64, 128};
+  int divide_length = 128;
+  PolicyConfig method_options;    // per-method settings (sinks, windows, TriAttention options)
+  std::string stats_path;         // TriAttention query statistics (--stats)
+  std::string device = "auto";    // auto | cpu | cuda[:N]
+  int threads = 0;                // 0 = all cores
+  bool hash_files = true;
+  bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace
+  std::string dump_kept;          // JSONL of the positions kept at every compression event (--dump-kept)
+  std::vector<std::string> command_line;
+};
+
+struct BenchmarkResult {
+  nlohmann::json document;  // the canonical result (run/result.hpp)
+  std::string steps_csv;    // per-step series (run/steps_csv.hpp)
+  nlohmann::json trace;     // Chrome trace document with --trace, else null
+  bool interrupted = false;
+  std::string failure;      // non-empty when a runtime failure ended the run early
+};
+
+// Throws InputError for bad input (before anything is measured). A RuntimeFailure during
+// decoding is caught and reported in the result (status "failed") so what was measured is kept.
+BenchmarkResult run_benchmark(const RunConfig& config, const std::atomic<bool>* stop,
+                              const std::function<void(const std::string&)>& progress);
+
+}  // namespace kvb
