@@ -57,9 +57,26 @@ bench() {  # bench NAME ARGS...: one kvbench run on the GPU
     log "run $name: exit $? -- $(tail -n 1 "$out/$name.log")"; status=1
   fi
 }
-# Fidelity: every GPU method replayed against full attention on a small real-shaped model.
+# Fidelity: every GPU method replayed against full attention on a small real-shaped model, and
+# StreamingLLM / H2O with their papers' per-step eviction.
 bench replay-qwen3-0.6b -m synthetic:qwen3-0.6b --mode replay -n 256 --method full,triattention,snapkv,rkv,streaming,h2o \
   --budget 64,128 --stats self
+bench replay-every-step -m synthetic:qwen3-0.6b --mode replay -n 256 --method streaming,h2o --budget 64 --trigger every-step
+# Decisions: the positions every method keeps at every event, on the GPU against the CPU, on
+# stories260K (tools/compare_kept.py prints the share of identical kept sets per run). The CPU runs
+# fp32 weights and KV here, the GPU bf16, so this is a report; the strict check, with bf16 on both
+# sides, is the CudaDecode tests above.
+stories="${KVBENCH_DATA:-../shared/data}/models/stories260K/stories260K.bin"
+if [ -f "$stories" ]; then
+  for dev in cpu cuda; do
+    "$build/kvbench" run -q --device "$dev" -m "$stories" --mode replay -n 400 --budget 64,128 --stats self \
+      --dump-kept "$out/kept-$dev.jsonl" --out "$out/kept-$dev" >"$out/kept-$dev.log" 2>&1 || { log "kept $dev: failed"; status=1; }
+  done
+  python3 tools/compare_kept.py "$out/kept-cpu.jsonl" "$out/kept-cuda.jsonl" --min-identical 0.95 >"$out/kept-compare.txt" 2>&1 \
+    && log "kept sets, GPU against CPU: at least 95% identical in every run" \
+    || log "kept sets, GPU against CPU: below 95% identical in some run (see kept-compare.txt)"
+  cat "$out/kept-compare.txt"
+fi
 # Throughput: Qwen3-8B shapes, --batch auto, full attention against TriAttention over budgets (the
 # paper's AIME25 point is 3072). GEN_LEN=32768 is the issue's target; the default keeps the script
 # within a 10-minute slot.
