@@ -79,27 +79,30 @@ class TriAttentionMethod : public KvMethod {
 
   void score(CompressionOps& ops, const CompressionEvent& event) override {
     if (config_.tri.selection != TriSelection::PerLayerHead) ops.check_shared_layout();
-    // Every head's effective queries and norm weights at each distinct time of the event.
-    times_.assign(event.processed.begin(), event.processed.end());
-    std::sort(times_.begin(), times_.end());
-    times_.erase(std::unique(times_.begin(), times_.end()), times_.end());
-    coefficients_.resize(times_.size() * n_layers_ * n_heads_ * stride_);
-    int n_u = 0;
-    const int pairs = head_dim_ / 2;
-    for (size_t t = 0; t < times_.size(); ++t) {
-      const TriScorer::Phase phase = scorer_.phase(times_[t]);
-      for (int l = 0; l < n_layers_; ++l)
-        for (int h = 0; h < n_heads_; ++h) {
-          float* at = coefficients_.data() + ((t * n_layers_ + l) * n_heads_ + h) * stride_;
-          n_u = scorer_.effective_queries(config_.stats->at(l, h), phase, at);
-          const float* e = norm_weights_.data() + (size_t(l) * n_heads_ + h) * pairs;
-          std::copy(e, e + pairs, at + stride_ - pairs);
-        }
+    // Every head's effective queries and norm weights at each distinct time of the event (the
+    // tables of the last call serve again when the times are the same: the runs of one event).
+    std::vector<int32_t> times(event.processed.begin(), event.processed.end());
+    std::sort(times.begin(), times.end());
+    times.erase(std::unique(times.begin(), times.end()), times.end());
+    if (times != times_) {
+      times_ = std::move(times);
+      coefficients_.resize(times_.size() * n_layers_ * n_heads_ * stride_);
+      const int pairs = head_dim_ / 2;
+      for (size_t t = 0; t < times_.size(); ++t) {
+        const TriScorer::Phase phase = scorer_.phase(times_[t]);
+        for (int l = 0; l < n_layers_; ++l)
+          for (int h = 0; h < n_heads_; ++h) {
+            float* at = coefficients_.data() + ((t * n_layers_ + l) * n_heads_ + h) * stride_;
+            n_u_ = scorer_.effective_queries(config_.stats->at(l, h), phase, at);
+            const float* e = norm_weights_.data() + (size_t(l) * n_heads_ + h) * pairs;
+            std::copy(e, e + pairs, at + stride_ - pairs);
+          }
+      }
     }
     TriEventScoring scoring;
     scoring.times = times_;
     scoring.coefficients = coefficients_;
-    scoring.n_u = n_u;
+    scoring.n_u = n_u_;
     scoring.stride = stride_;
     scoring.n_heads = n_heads_;
     scoring.interleaved = scorer_.interleaved();
@@ -114,8 +117,9 @@ class TriAttentionMethod : public KvMethod {
   int n_layers_, n_heads_, head_dim_;
   size_t stride_;  // floats per head: max_queries x head_dim effective queries, then head_dim / 2 norm weights
   std::vector<float> norm_weights_;  // [layer][head][head_dim / 2]
-  std::vector<int32_t> times_;
-  std::vector<float> coefficients_;
+  std::vector<int32_t> times_;      // the times of the tables below
+  std::vector<float> coefficients_;  // [time][layer][head][stride]
+  int n_u_ = 0;
 };
 
 }  // namespace

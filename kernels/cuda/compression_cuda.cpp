@@ -3,9 +3,10 @@
 // own per run, room for a whole batch, so runs never wait for each other), launches the batched
 // kernels over all of them, and keeps the host's copy of the lengths in step (the new lengths are
 // known from the plan). finish() is the event's one host synchronisation: it also reads back the
-// failed checks. Further synchronisations happen only where staging would be overwritten while a
-// copy from it may still be pending -- before a second TriAttention coefficient pass (an event with
-// more distinct times than the coefficient table holds) -- and where the host reads data back
+// failed checks. TriAttention's coefficient tables stay on the device while the next run or event
+// needs the same times. Further synchronisations happen only where staging would be overwritten
+// while a copy from it may still be pending -- new coefficient tables in a second pass of one
+// event (more distinct times than the table holds) -- and where the host reads data back
 // (read_positions for --dump-kept, read_scores for tests).
 #include <algorithm>
 #include <cstring>
@@ -45,7 +46,7 @@ class CudaCompressionOps final : public CompressionOps {
     coefficients_ = reinterpret_cast<float*>(at);
     at += sizeof(float) * size_t(shape.coefficient_rows) * shape.coefficient_floats_per_row;
     args_ = reinterpret_cast<int32_t*>(at);
-    at += sizeof(int32_t) * 2 * std::max(shape.max_segments, 1);
+    at += sizeof(int32_t) * 2 * staged_segments(shape);
     flags_ = reinterpret_cast<int32_t*>(at);
   }
 
@@ -137,11 +138,19 @@ class CudaCompressionOps final : public CompressionOps {
     d.coefficients = s_.coefficients;
     const int times = static_cast<int>(times_.size());
     for (int first = 0; first < times; first += shape_.coefficient_rows) {
-      if (first > 0) cuda::synchronize("coefficient staging");  // the previous pass's copy may be in flight
       d.first_row = first;
       d.rows = std::min(shape_.coefficient_rows, times - first);
-      std::memcpy(coefficients_, sc.coefficients.data() + size_t(first) * per_row, sizeof(float) * d.rows * per_row);
-      cuda::copy_to_device_async(s_.coefficients, coefficients_, sizeof(float) * d.rows * per_row);
+      // The tables depend on the time alone (this ops' method is fixed): the rows already on the
+      // device are kept, e.g. for the further runs of an event whose sequences share one time.
+      const std::vector<int32_t> rows(times_.begin() + first, times_.begin() + first + d.rows);
+      if (rows != device_times_ || per_row != device_row_floats_) {
+        if (coefficients_in_flight_) cuda::synchronize("coefficient staging");  // the last copy may still read it
+        std::memcpy(coefficients_, sc.coefficients.data() + size_t(first) * per_row, sizeof(float) * d.rows * per_row);
+        cuda::copy_to_device_async(s_.coefficients, coefficients_, sizeof(float) * d.rows * per_row);
+        device_times_ = rows;
+        device_row_floats_ = per_row;
+        coefficients_in_flight_ = true;
+      }
       cuda::event_tri_scores(d_, c_, d, s_.work, s_.moments);
     }
   }
@@ -188,13 +197,18 @@ class CudaCompressionOps final : public CompressionOps {
                    std::span<const double> inv_freq, bool interleaved) override {
     if (!c_.sink_keys || sinks > c_.geometry.sinks)
       fail_runtime("CUDA shift_sinks: {} sinks, the cache keeps {} originals", sinks, c_.geometry.sinks);
+    // This run's arguments in its own staging region (the groups' offset), the frequencies once.
+    int32_t* args = args_ + 2 * (staged_ - e_->segments.size());
     for (int gi = 0; gi < e_->groups(); ++gi) {
-      args_[2 * gi] = shift[gi];
-      args_[2 * gi + 1] = capture[gi];
+      args[2 * gi] = shift[gi];
+      args[2 * gi + 1] = capture[gi];
     }
-    std::copy(inv_freq.begin(), inv_freq.end(), inv_freq_);
-    cuda::copy_to_device_async(s_.group_args, args_, sizeof(int32_t) * 2 * e_->groups());
-    cuda::copy_to_device_async(s_.inv_freq, inv_freq_, sizeof(double) * inv_freq.size());
+    cuda::copy_to_device_async(s_.group_args, args, sizeof(int32_t) * 2 * e_->groups());
+    if (!inv_freq_uploaded_) {
+      std::copy(inv_freq.begin(), inv_freq.end(), inv_freq_);
+      cuda::copy_to_device_async(s_.inv_freq, inv_freq_, sizeof(double) * inv_freq.size());
+      inv_freq_uploaded_ = true;
+    }
     cuda::event_shift_sinks(d_, c_, sinks, s_.group_args, s_.inv_freq, interleaved);
   }
 
@@ -204,6 +218,7 @@ class CudaCompressionOps final : public CompressionOps {
     cuda::synchronize("compression");  // the event's one synchronisation
     runs_ = 0;
     staged_ = 0;
+    coefficients_in_flight_ = false;
     e_ = nullptr;
     if (flags_[0])
       fail_runtime("triattention: the slots of a layer or kv-head differ from its selection group's first; a shared "
@@ -216,8 +231,7 @@ class CudaCompressionOps final : public CompressionOps {
     return static_cast<size_t>(std::max({s.max_segments, s.batch_segments, 1}));
   }
   static size_t staging_bytes(const CompressionShape& s) {
-    const size_t segs = std::max(s.max_segments, 1);
-    return staged_segments(s) * (sizeof(DeviceGroup) + sizeof(DeviceSegment)) + segs * 2 * sizeof(int32_t) +
+    return staged_segments(s) * (sizeof(DeviceGroup) + sizeof(DeviceSegment) + 2 * sizeof(int32_t)) +
            sizeof(float) * size_t(s.coefficient_rows) * s.coefficient_floats_per_row + sizeof(double) * (s.head_dim / 2 + 1) +
            4 * sizeof(int32_t);
   }
@@ -236,6 +250,10 @@ class CudaCompressionOps final : public CompressionOps {
   cuda::DeviceEvent d_;
   int runs_ = 0;       // runs of the current event
   size_t staged_ = 0;  // staging entries its runs have used
+  std::vector<int32_t> device_times_;  // the times whose coefficient tables are on the device
+  size_t device_row_floats_ = 0;
+  bool coefficients_in_flight_ = false;  // a copy from the coefficient staging may still be pending
+  bool inv_freq_uploaded_ = false;
   std::vector<int32_t> times_, host_positions_;
   std::vector<float> host_scores_;
 };
