@@ -38,6 +38,7 @@ struct RunFlags {
   std::string trigger;  // empty: each method's own
   std::string streaming_positions = "absolute";
   bool method_given = false;
+  CLI::Option *temperature = nullptr, *top_p = nullptr, *top_k = nullptr, *min_p = nullptr;
   std::string out;
   bool no_hash = false;
   bool quiet = false;
@@ -69,6 +70,7 @@ int execute(RunFlags& f) {
     if (used != f.batch.size() || c.batch_size <= 0)
       fail_input("--batch {}: expected a positive number of sequences or auto", f.batch);
   }
+  c.sampling_given = {f.temperature->count() > 0, f.top_p->count() > 0, f.top_k->count() > 0, f.min_p->count() > 0};
   c.methods.clear();
   for (const std::string& name : f.methods) c.methods.push_back(parse_method(name));
   if (!f.trigger.empty()) c.method_options.trigger = parse_trigger(f.trigger);
@@ -175,9 +177,22 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--max-new-tokens,-n,--gen-len", c.max_new_tokens,
                   "new tokens per sequence (replay: cap on replayed tokens; throughput: synthetic trace length)")
       ->capture_default_str();
-  cmd->add_option("--temperature", c.sampling.temperature, "sampling temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass")->capture_default_str();
+  f->temperature = cmd->add_option("--temperature", c.sampling.temperature,
+                                   "sampling temperature; 0 = greedy (default: the model's generation_config.json, else 0)")
+                       ->capture_default_str();
+  f->top_p = cmd->add_option("--top-p", c.sampling.top_p, "nucleus sampling mass (default: generation_config.json, else 1)")
+                 ->capture_default_str();
+  f->top_k = cmd->add_option("--top-k", c.sampling.top_k, "keep the k most likely tokens; 0 = off (default: generation_config.json, else 0)")
+                 ->capture_default_str();
+  f->min_p = cmd->add_option("--min-p", c.sampling.min_p,
+                             "drop tokens less likely than this share of the most likely; 0 = off (default: "
+                             "generation_config.json, else 0)")
+                 ->capture_default_str();
   cmd->add_option("--seed", c.sampling.seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--samples", c.samples,
+                  "generate: draws per item, each seeded from (seed, item, draw); accuracy is then avg@N with a 95% "
+                  "confidence interval over items, pass@k, and each method's paired difference to full attention")
+      ->capture_default_str();
   cmd->add_option("--batch", f->batch,
                   "sequences decoded together, or auto (GPU: the most whose KV caches fit in device memory, per "
                   "method and budget); throughput mode repeats the workload's items to fill the batch")

@@ -20,12 +20,6 @@ int steps_of(const DecodeRequest& r, RunMode mode) {
   return mode == RunMode::Generate ? r.max_new_tokens : static_cast<int>(r.forced.size());
 }
 
-// A generation ends at EOS, or at BOS: a model that starts a new document has finished this
-// one (llama2.c's TinyStories models end every story that way).
-bool is_stop_token(const Model& m, int token) {
-  return token == m.config.eos_id || (token == m.config.bos_id && token >= 0);
-}
-
 }  // namespace
 
 const char* to_string(RunMode m) {
@@ -100,7 +94,10 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     };
     out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, backend->capacity_bytes());
     std::vector<Sampler> samplers;
-    for (int s = 0; s < n; ++s) samplers.emplace_back(opt.sampling, first + s);
+    for (int s = 0; s < n; ++s) {
+      const int64_t stream = requests[first + s].stream;
+      samplers.emplace_back(opt.sampling, stream >= 0 ? uint64_t(stream) : uint64_t(first + s));
+    }
 
     // The method runs after every forward, over every row it fed; its time is measured apart
     // from the forward's.
@@ -180,6 +177,8 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       const DecodeRequest& r = requests[first + s];
       SequenceOutcome& o = out.sequences[first + s];
       o.id = r.id;
+      o.item = r.item;
+      o.draw = r.draw;
       o.prompt = r.prompt;
       profiler::Range range("prefill");
       const auto t0 = Clock::now();

@@ -27,10 +27,14 @@ struct DecodeRequest {
   std::vector<int> prompt;  // complete, BOS included when the model wants one
   std::vector<int> forced;  // replay: the continuation fed token by token
   int max_new_tokens = 0;   // generate: at most this many new tokens
+  int item = 0;             // the workload item it draws from, and which draw (--samples)
+  int draw = 0;
+  int64_t stream = -1;      // its sampler's stream (engine/sampler.hpp); -1: its index among the requests
 };
 
 struct SequenceOutcome {
   std::string id;
+  int item = 0, draw = 0;
   std::vector<int> prompt;
   std::vector<int> tokens;            // generated (generate) or replayed (replay) ids
   std::string stop_reason;            // "eos", "max_new_tokens", "end_of_trace", "interrupted"

@@ -2,6 +2,7 @@
 // A loaded model: config, fp32 weights, tokenizer and where it came from.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,12 +28,28 @@ struct ModelInfo {
   std::vector<ModelFile> files;
 };
 
+// How a model ships to be sampled (a Hugging Face folder's generation_config.json): each value
+// absent where the file does not say; run/benchmark.cpp uses them unless flags override.
+struct GenerationDefaults {
+  std::optional<float> temperature, top_p, min_p;
+  std::optional<int> top_k;
+  std::optional<bool> do_sample;  // false: greedy
+  std::vector<int> eos_ids;       // every stop token listed (besides the config's eos)
+  std::string source;             // the file; empty when the model has none
+};
+
 struct Model {
   ModelConfig config;
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
   ModelInfo info;
+  GenerationDefaults generation;
 };
+
+// Whether `token` ends a generation: the config's EOS, a stop token of the generation defaults,
+// or BOS (a model that starts a new document has finished this one: llama2.c's TinyStories
+// models end every story that way).
+bool is_stop_token(const Model& model, int token);
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c only: tokenizer file (default: tok*.bin / tokenizer.bin beside the model)
@@ -58,7 +75,7 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options);
 ModelConfig synthetic_preset_config(const std::string& preset);
 
 // A synthetic model's weights, in the order that fixes each tensor's key: element i of a tensor
-// is synthetic_value(key, i, scale, offset) (kernels/counter_hash.hpp), on the host or a device.
+// is synthetic_value(key, i, scale, offset) (util/counter_hash.hpp), on the host or a device.
 struct SyntheticTensor {
   Role role;
   int layer;  // -1 for model-level roles

@@ -28,6 +28,11 @@ void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, c
   }
 }
 
+bool is_stop_token(const Model& m, int token) {
+  if (token == m.config.eos_id || (token == m.config.bos_id && token >= 0)) return true;
+  return std::find(m.generation.eos_ids.begin(), m.generation.eos_ids.end(), token) != m.generation.eos_ids.end();
+}
+
 Model config_only_model(const ModelConfig& config, const std::string& source, const std::string& format) {
   Model m;
   m.config = config;

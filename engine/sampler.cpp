@@ -54,7 +54,7 @@ int Sampler::sample(const float* logits, int vocab) {
     sum += probs_[i];
   }
   const double r = rng_.uniform();
-  if (params_.top_p >= 1.0f) {
+  if (params_.top_p >= 1.0f && params_.top_k <= 0 && params_.min_p <= 0.0f) {
     double acc = 0, target = r * sum;
     for (int i = 0; i < vocab; ++i) {
       acc += probs_[i];
@@ -62,17 +62,26 @@ int Sampler::sample(const float* logits, int vocab) {
     }
     return vocab - 1;
   }
-  // Nucleus: the smallest set of most likely tokens whose mass reaches top_p (ties by index).
+  // Most likely first (ties by index); top-k, then the nucleus of what is left, then min-p.
   order_.resize(vocab);
   std::iota(order_.begin(), order_.end(), 0);
   std::sort(order_.begin(), order_.end(), [&](int a, int b) {
     return probs_[a] != probs_[b] ? probs_[a] > probs_[b] : a < b;
   });
+  int limit = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
+  if (limit < vocab) {
+    sum = 0;
+    for (int i = 0; i < limit; ++i) sum += probs_[order_[i]];
+  }
   double kept = 0;
   int n = 0;
-  while (n < vocab) {
+  while (n < limit) {
     kept += probs_[order_[n++]];
     if (kept >= params_.top_p * sum) break;
+  }
+  if (params_.min_p > 0.0f) {
+    const double floor = double(params_.min_p) * probs_[order_[0]];
+    while (n > 1 && probs_[order_[n - 1]] < floor) kept -= probs_[order_[--n]];
   }
   double acc = 0, target = r * kept;
   for (int i = 0; i < n; ++i) {

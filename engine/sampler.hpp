@@ -1,5 +1,8 @@
 #pragma once
-// Next-token choice: greedy (temperature 0) or seeded temperature + top-p (nucleus) sampling.
+// Next-token choice: greedy (temperature 0) or seeded sampling at a temperature, truncated as
+// Hugging Face's warpers do, in their order: top-k (the k most likely), then top-p (the smallest
+// most-likely set whose mass reaches top_p of what is left), then min-p (tokens at least min_p
+// times as likely as the most likely). Ties rank by token id.
 #include <cstdint>
 #include <vector>
 
@@ -8,6 +11,8 @@ namespace kvb {
 struct SamplingParams {
   float temperature = 0.0f;  // 0 = greedy
   float top_p = 1.0f;        // (0, 1]
+  int top_k = 0;             // 0 = off
+  float min_p = 0.0f;        // [0, 1); 0 = off
   uint64_t seed = 0;
 };
 

@@ -5,7 +5,7 @@
 // nvcc contracts on the device, not always the same product -- can make the two sides differ.
 #include <math.h>
 
-#include "kernels/counter_hash.hpp"
+#include "util/counter_hash.hpp"
 
 namespace kvb {
 

@@ -18,16 +18,17 @@ using nlohmann::json;
 
 std::vector<MetricRule> default_metric_rules() {
   // Throughput and latency move with machine noise: 5%. Memory is deterministic: 1%. Fidelity and
-  // accuracy in absolute units: 0.005 nats of KL, one point of agreement, two of accuracy.
+  // accuracy in absolute units: 0.005 nats of KL, one point of agreement, two of accuracy (and a
+  // change of accuracy inside the two runs' sampling noise is unclear, whatever its size).
   return {
-      {"tokens_per_s", "decode/tokens_per_s", true, 0.05, true, "decode_tokens_per_s"},
-      {"prefill_tokens_per_s", "prefill/tokens_per_s", true, 0.05, true, "prefill_tokens_per_s"},
-      {"step_p50_ms", "decode/step_latency_ms/p50", false, 0.05, true, "step_p50_ms"},
-      {"kv_peak_bytes", "memory/kv_bytes_per_sequence_peak", false, 0.01, true, ""},
-      {"kl_mean", "fidelity/kl/mean", false, 0.005, false, ""},
-      {"top1_agreement", "fidelity/top1_agreement_with_full", true, 0.01, false, ""},
-      {"retained_mass", "fidelity/retained_attention_mass/mean", true, 0.01, false, ""},
-      {"accuracy", "accuracy/accuracy", true, 0.02, false, ""},
+      {"tokens_per_s", "decode/tokens_per_s", true, 0.05, true, "decode_tokens_per_s", ""},
+      {"prefill_tokens_per_s", "prefill/tokens_per_s", true, 0.05, true, "prefill_tokens_per_s", ""},
+      {"step_p50_ms", "decode/step_latency_ms/p50", false, 0.05, true, "step_p50_ms", ""},
+      {"kv_peak_bytes", "memory/kv_bytes_per_sequence_peak", false, 0.01, true, "", ""},
+      {"kl_mean", "fidelity/kl/mean", false, 0.005, false, "", ""},
+      {"top1_agreement", "fidelity/top1_agreement_with_full", true, 0.01, false, "", ""},
+      {"retained_mass", "fidelity/retained_attention_mass/mean", true, 0.01, false, "", ""},
+      {"accuracy", "accuracy/accuracy", true, 0.02, false, "", "accuracy/ci95"},
   };
 }
 
@@ -85,6 +86,16 @@ double noise_of_difference(const json& base_run, const json& new_run, const std:
   return 2.0 * std::sqrt(sa * sa / na->get<double>() + sb * sb / nb->get<double>());
 }
 
+// About the 95% half-width of the difference of two independent estimates, from their 95%
+// intervals (each half-width / 1.96 taken as its standard error); 0 when either has none.
+double noise_of_intervals(const json& base_run, const json& new_run, const std::string& path) {
+  const json* a = find_path(base_run["measurements"], path);
+  const json* b = find_path(new_run["measurements"], path);
+  auto se = [](const json* ci) { return (ci->at(1).get<double>() - ci->at(0).get<double>()) / (2 * 1.96); };
+  if (!a || !b || !a->is_array() || !b->is_array() || a->size() != 2 || b->size() != 2) return 0;
+  return 1.96 * std::hypot(se(a), se(b));
+}
+
 std::string format_threshold(const MetricRule& r) {
   const char sign = r.higher_is_better ? '-' : '+';
   return r.relative ? fmt::format("{}{:g}%", sign, r.threshold * 100) : fmt::format("{}{:g}", sign, r.threshold);
@@ -124,8 +135,10 @@ Comparison compare_results(const json& base, const json& current, const std::vec
       const double hurt = rule.higher_is_better ? -v.change : v.change;  // > 0: in the bad direction
       v.threshold = format_threshold(rule);
       v.verdict = hurt > rule.threshold ? "worse" : -hurt > rule.threshold ? "better" : "same";
-      if (v.verdict != "same" && !rule.spread.empty()) {
-        const double noise = noise_of_difference(run, *other->second, rule.spread);
+      if (v.verdict != "same") {
+        const double noise = !rule.spread.empty() ? noise_of_difference(run, *other->second, rule.spread)
+                              : !rule.interval.empty() ? noise_of_intervals(run, *other->second, rule.interval)
+                                                       : 0.0;
         if (std::fabs(diff) <= noise) v.verdict = "unclear";
       }
       c.verdicts.push_back(std::move(v));

@@ -19,6 +19,7 @@ struct MetricRule {
   double threshold;       // magnitude
   bool relative;          // threshold as a fraction of the base value
   std::string spread;     // key under measurements/repetitions holding its spread ("" for none)
+  std::string interval;   // path of its 95% interval [low, high] in a run's measurements ("" for none)
 };
 
 // The metrics compared and their default thresholds.

@@ -92,7 +92,7 @@ std::string render_summary_table(const json& doc) {
   if (replay) head.insert(head.end(), {"KL mean", "KL p99", "top-1 vs full", "retained attn", "PPL ratio"});
   bool has_accuracy = false;
   for (const json& run : doc["runs"]) has_accuracy = has_accuracy || run["measurements"].contains("accuracy");
-  if (has_accuracy) head.push_back("correct");
+  if (has_accuracy) head.insert(head.end(), {"correct", "accuracy [95% CI]", "vs full [95% CI]", "tokens/answer"});
   std::vector<std::vector<std::string>> rows;
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
@@ -124,10 +124,18 @@ std::string render_summary_table(const json& doc) {
         r.insert(r.end(), {"-", "-", "-", "-", "-"});
       }
     }
-    if (has_accuracy) {
-      r.push_back(m.contains("accuracy") ? fmt::format("{}/{}", m["accuracy"]["correct"].get<int64_t>(),
-                                                       m["accuracy"]["total"].get<int64_t>())
-                                         : "-");
+    if (has_accuracy && m.contains("accuracy")) {
+      const json& a = m["accuracy"];
+      auto points = [](const json& ci) { return fmt::format("[{:.1f}, {:.1f}]", 100 * ci[0].get<double>(), 100 * ci[1].get<double>()); };
+      r.push_back(fmt::format("{}/{}", a["correct"].get<int64_t>(), a["total"].get<int64_t>()));
+      r.push_back(fmt::format("{:.1f}% {}{}", 100 * a["accuracy"].get<double>(), points(a["ci95"]),
+                              a["draws"].get<int>() > 1 ? fmt::format(" avg@{}", a["draws"].get<int>()) : ""));
+      r.push_back(a.contains("vs_full") ? fmt::format("{:+.1f} {} {}", 100 * a["vs_full"]["difference"].get<double>(),
+                                                      points(a["vs_full"]["ci95"]), a["vs_full"]["verdict"].get<std::string>())
+                                        : "-");
+      r.push_back(fmt::format("{:.0f}", a["answer_tokens"]["mean"].get<double>()));
+    } else if (has_accuracy) {
+      r.insert(r.end(), {"-", "-", "-", "-"});
     }
     rows.push_back(std::move(r));
   }

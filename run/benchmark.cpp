@@ -94,11 +94,17 @@ int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
   return c.mode == RunMode::Generate ? gen : std::max(cont, gen);
 }
 
+// One request per (item, draw): with --samples N, draw d of item i is "<id>#d" for d > 0, and its
+// sampler's stream is (d, i), so a draw's tokens depend on neither the batch, the order nor the
+// device (draw 0 of item i has stream i: the same tokens as a run without draws).
 std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const RunConfig& c) {
   std::vector<DecodeRequest> out;
-  for (const WorkloadItem& item : w.items) {
+  for (size_t index = 0; index < w.items.size(); ++index) {
+    const WorkloadItem& item = w.items[index];
     DecodeRequest r;
     r.id = item.id;
+    r.item = static_cast<int>(index);
+    r.stream = static_cast<int64_t>(index);
     r.prompt = !item.prompt_ids.empty() ? item.prompt_ids : m.tokenizer->encode_prompt(item.prompt_text);
     r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
     if (c.mode != RunMode::Generate) {
@@ -113,7 +119,14 @@ std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, cons
       r.forced.resize(r.max_new_tokens);
       for (int& t : r.forced) t = static_cast<int>(rng.next() % uint64_t(m.config.vocab_size));
     }
-    out.push_back(std::move(r));
+    out.push_back(r);
+    for (int d = 1; d < c.samples; ++d) {
+      DecodeRequest draw = r;
+      draw.id = fmt::format("{}#{}", item.id, d);
+      draw.draw = d;
+      draw.stream = static_cast<int64_t>((uint64_t(d) << 32) | index);
+      out.push_back(std::move(draw));
+    }
   }
   return out;
 }
@@ -178,16 +191,44 @@ void append_gpu_records(std::optional<profiler::GpuRunTrace>& to, profiler::GpuR
 }
 
 
+// The run's sampling: each setting from its flag when given, else from the model's
+// generation_config.json when it says (do_sample false: greedy), else kvbench's default; the
+// sources say which, setting by setting.
+SamplingParams resolve_sampling(const RunConfig& c, const GenerationDefaults& g, nlohmann::json& sources) {
+  SamplingParams p = c.sampling;
+  auto pick = [&](const char* name, bool given, auto& value, const auto& shipped) {
+    if (given) sources[name] = "flag";
+    else if (shipped) {
+      value = *shipped;
+      sources[name] = "generation_config.json";
+    } else sources[name] = "default";
+  };
+  pick("temperature", c.sampling_given.temperature, p.temperature, g.temperature);
+  if (!c.sampling_given.temperature && g.do_sample && !*g.do_sample) {
+    p.temperature = 0.0f;  // the model ships greedy decoding
+    sources["temperature"] = "generation_config.json";
+  }
+  pick("top_p", c.sampling_given.top_p, p.top_p, g.top_p);
+  pick("top_k", c.sampling_given.top_k, p.top_k, g.top_k);
+  pick("min_p", c.sampling_given.min_p, p.min_p, g.min_p);
+  return p;
+}
+
 // Flags that need nothing loaded.
 void check_run_config(const RunConfig& c) {
   if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
   if (c.batch_size < 0) fail_input("--batch {}: must be a positive integer or auto", c.batch_size);
   if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
   if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
+  if (c.sampling.top_k < 0) fail_input("--top-k {}: must be at least 0 (0: off)", c.sampling.top_k);
+  if (!(c.sampling.min_p >= 0.0f && c.sampling.min_p < 1.0f)) fail_input("--min-p {}: must be in [0, 1)", c.sampling.min_p);
   if (c.threads < 0) fail_input("--threads {}: must be >= 0", c.threads);
   if (c.warmup < -1) fail_input("--warmup {}: must be >= 0", c.warmup);
   if (c.repeat == 0 || c.repeat < -1) fail_input("--repeat {}: must be >= 1", c.repeat);
   if (c.methods.empty()) fail_input("--method: no method given");
+  if (c.samples < 1) fail_input("--samples {}: must be at least 1", c.samples);
+  if (c.samples > 1 && c.mode != RunMode::Generate)
+    fail_input("--samples {}: draws are for --mode generate (replay and throughput feed given tokens)", c.samples);
 }
 
 // Every (method, budget) of the run, checked before anything is loaded. TriAttention's statistics
@@ -233,6 +274,7 @@ ResultHeader make_header(const RunConfig& c, const std::function<void(const std:
   header.settings.mode = c.mode;
   header.settings.max_new_tokens = c.max_new_tokens;
   header.settings.sampling = c.sampling;
+  header.settings.samples = c.samples;
   header.settings.batch_size = c.batch_size;
   if (header.settings.device == "cpu" && c.batch_size == 0)
     fail_input("--batch auto: sizes the batch to the GPU's memory; on the CPU give a number of sequences");
@@ -389,9 +431,14 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   Workload workload = resolve_workload(c);
   Model model = load_run_model(c, workload, on_gpu, progress);
   std::vector<DecodeRequest> requests = make_requests(workload, model, c);
+  header.settings.sampling = resolve_sampling(c, model.generation, header.settings.sampling_sources);
+  if (c.mode == RunMode::Generate && !model.generation.source.empty())
+    progress(fmt::format("sampling: temperature {}, top-p {}, top-k {}, min-p {} ({})", header.settings.sampling.temperature,
+                         header.settings.sampling.top_p, header.settings.sampling.top_k, header.settings.sampling.min_p,
+                         header.settings.sampling_sources.dump()));
   DecodeOptions opt;
   opt.mode = c.mode;
-  opt.sampling = c.sampling;
+  opt.sampling = header.settings.sampling;
   opt.batch_size = c.batch_size;
   opt.stop = stop;
 

@@ -24,7 +24,13 @@ struct RunConfig {
   std::string workload;           // file or builtin:<name>; empty = builtin:stories
   RunMode mode = RunMode::Replay;
   int max_new_tokens = 512;
-  SamplingParams sampling;
+  SamplingParams sampling;        // the flags' values (or kvbench's defaults)
+  // Which sampling flags were given: the others come from the model's generation_config.json
+  // when it has one (recorded per setting in the result).
+  struct SamplingGiven {
+    bool temperature = false, top_p = false, top_k = false, min_p = false;
+  } sampling_given;
+  int samples = 1;                // generate: draws per item (--samples)
   int batch_size = 1;
   int warmup = -1;                // repetitions run first and discarded; -1 = 1 in throughput mode, else 0
   int repeat = -1;                // measured repetitions; -1 = 5 in throughput mode, else 1

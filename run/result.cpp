@@ -1,11 +1,13 @@
 #include "run/result.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "build_info.hpp"
+#include "util/accuracy_stats.hpp"
 #include "util/statistics.hpp"
 #include "util/errors.hpp"
 #include "workloads/grading.hpp"
@@ -135,31 +137,35 @@ json fidelity_to_json(const std::vector<SequenceOutcome>& sequences) {
 json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode,
                  uint64_t weights_bytes) {
   const DecodeStats& st = run.output.stats;
-  std::map<std::string, const WorkloadItem*> items;
-  for (const WorkloadItem& item : workload.items) items[item.id] = &item;
-  int64_t graded = 0, correct = 0;
+  DrawOutcomes outcomes(workload.items.size());  // graded draws per item
+  std::vector<double> answer_tokens;
+  int64_t cut_at_cap = 0, correct_tokens = 0;
   json sequences = json::array();
   double nll_sum = 0;
   int64_t replayed = 0, agree = 0;
   for (const SequenceOutcome& o : run.output.sequences) {
     json s = {{"id", o.id},
+              {"item", o.item < int(workload.items.size()) ? json(workload.items[o.item].id) : json(nullptr)},
+              {"draw", o.draw},
               {"prompt_tokens", o.prompt.size()},
               {"prompt_ids", o.prompt},
               {"token_ids", o.tokens},
               {"text", model.tokenizer->decode(o.tokens)},
               {"stop_reason", o.stop_reason},
               {"prefill_ms", o.prefill_seconds * 1e3}};
-    const auto item = items.find(o.id);
-    if (mode == RunMode::Generate && item != items.end() && item->second->answer) {
+    const WorkloadItem* item = o.item < int(workload.items.size()) ? &workload.items[o.item] : nullptr;
+    if (mode == RunMode::Generate && item && item->answer) {
       json g;
       try {
-        const Grade grade = grade_answer(s["text"].get<std::string>(), *item->second->answer);
+        const Grade grade = grade_answer(s["text"].get<std::string>(), *item->answer);
         g = {{"correct", grade.correct}, {"extracted", grade.extracted}, {"predicted", grade.predicted},
              {"reference", grade.reference}, {"note", grade.note}};
-        ++graded;
-        correct += grade.correct;
+        outcomes[o.item].push_back(grade.correct);
+        answer_tokens.push_back(double(o.tokens.size()));
+        cut_at_cap += o.stop_reason == "max_new_tokens";
+        if (grade.correct) correct_tokens += int64_t(o.tokens.size());
       } catch (const InputError& e) {  // an unusable reference answer: reported, not counted
-        g = {{"correct", false}, {"extracted", false}, {"reference", *item->second->answer}, {"note", e.what()}};
+        g = {{"correct", false}, {"extracted", false}, {"reference", *item->answer}, {"note", e.what()}};
       }
       s["grade"] = std::move(g);
     }
@@ -234,7 +240,29 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
     measurements["throughput"] = {{"time_to_first_token_ms", summary_ms(ttft)},
                                   {"step_latency_by_kv_length", step_latency_by_kv(st)}};
   }
-  if (graded > 0) measurements["accuracy"] = {{"correct", correct}, {"total", graded}, {"accuracy", double(correct) / graded}};
+  std::erase_if(outcomes, [](const std::vector<uint8_t>& draws) { return draws.empty(); });
+  if (!outcomes.empty()) {
+    const AccuracySummary a = summarize_accuracy(outcomes);
+    json pass = json::object();
+    for (size_t k = 0; k < a.pass_at_k.size(); ++k) pass[std::to_string(k + 1)] = a.pass_at_k[k];
+    const Summary lengths = summarize(answer_tokens);
+    const double answers = double(answer_tokens.size());
+    measurements["accuracy"] = {
+        {"correct", a.correct},
+        {"total", a.total},
+        {"items", a.items},
+        {"draws", a.draws},
+        {"accuracy", a.avg},  // avg@N: the mean over items of each item's mean over its draws
+        {"ci95", {a.ci95.low, a.ci95.high}},
+        {"interval", fmt::format("BCa bootstrap over items, {} resamples", kBootstrapResamples)},
+        {"pass_at_k", pass},
+        {"answer_tokens", {{"mean", lengths.mean}, {"p50", lengths.p50}, {"p90", lengths.p90}}},
+        {"cut_at_length_cap", double(cut_at_cap) / answers},
+        // What a correct answer costs: every answer's tokens (and decode time) per correct one.
+        {"tokens_per_correct", a.correct > 0 ? json(lengths.mean * answers / double(a.correct)) : json(nullptr)},
+        {"seconds_per_correct", a.correct > 0 ? json(st.decode_seconds / double(a.correct)) : json(nullptr)},
+        {"correct_answer_tokens_mean", a.correct > 0 ? json(double(correct_tokens) / double(a.correct)) : json(nullptr)}};
+  }
   const double total_seconds = st.prefill_seconds + st.decode_seconds;
   measurements["compression"] = {{"events", st.compression_events},
                                  {"evicted_slots", st.evicted_slots},
@@ -257,11 +285,47 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
           {"sequences", sequences}};
 }
 
+// Graded draws per item of a run document, in item order (the sequences' item and draw).
+DrawOutcomes graded_outcomes(const json& run) {
+  std::map<std::string, std::vector<uint8_t>> by_item;
+  std::vector<std::string> order;
+  for (const json& s : run["sequences"]) {
+    // Graded against a usable reference (an unusable one leaves no "predicted").
+    if (!s.contains("grade") || !s["grade"].contains("predicted") || !s["item"].is_string()) continue;
+    const std::string item = s["item"];
+    if (!by_item.count(item)) order.push_back(item);
+    by_item[item].push_back(s["grade"]["correct"].get<bool>());
+  }
+  DrawOutcomes out;
+  for (const std::string& item : order) out.push_back(by_item[item]);
+  return out;
+}
+
+// Every budgeted run's accuracy against the full-attention run of the same result, item by item
+// and draw by draw.
+void add_paired_differences(json& runs) {
+  const auto full = std::find_if(runs.begin(), runs.end(), [](const json& r) { return r["budget"].is_null(); });
+  if (full == runs.end() || !(*full)["measurements"].contains("accuracy")) return;
+  const DrawOutcomes reference = graded_outcomes(*full);
+  for (json& run : runs) {
+    if (run["budget"].is_null() || !run["measurements"].contains("accuracy")) continue;
+    const DrawOutcomes mine = graded_outcomes(run);
+    if (mine.size() != reference.size()) continue;  // an interrupted run: not the same items
+    try {
+      const PairedDifference d = paired_difference(mine, reference);
+      run["measurements"]["accuracy"]["vs_full"] = {
+          {"difference", d.difference}, {"ci95", {d.ci95.low, d.ci95.high}}, {"verdict", d.verdict}};
+    } catch (const InputError&) {  // different draws (an interrupted run): no pairing
+    }
+  }
+}
+
 json make_result(const ResultHeader& h, const Model& model, const Workload& workload,
                  const std::vector<MethodRun>& runs, const std::string& status, const std::string& error) {
   const RunSettings& s = h.settings;
   json runs_json = json::array();
   for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, workload, s.mode, s.weights_bytes > 0 ? s.weights_bytes : model.weights.bytes()));
+  add_paired_differences(runs_json);
   json device = {{"kind", s.device}, {"threads", s.threads}, {"gpus", gpus_to_json(h.gpus)},
                  {"gpus_note", h.gpus.gpus.empty() ? json(h.gpus.why_none) : json(nullptr)},
                  {"gpu_telemetry", h.gpu_telemetry}};
@@ -280,6 +344,8 @@ json make_result(const ResultHeader& h, const Model& model, const Workload& work
                             {"sequences", workload.items.size()}}},
               {"settings", {{"mode", to_string(s.mode)}, {"max_new_tokens", s.max_new_tokens},
                             {"temperature", s.sampling.temperature}, {"top_p", s.sampling.top_p},
+                            {"top_k", s.sampling.top_k}, {"min_p", s.sampling.min_p},
+                            {"sampling_sources", s.sampling_sources}, {"samples", s.samples},
                             {"seed", s.sampling.seed}, {"batch", s.batch_size > 0 ? json(s.batch_size) : json("auto")}}},
               {"runs", runs_json}};
   if (!error.empty()) doc["error"] = error;

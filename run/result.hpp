@@ -21,6 +21,8 @@ struct RunSettings {
   RunMode mode = RunMode::Generate;
   int max_new_tokens = 0;
   SamplingParams sampling;
+  nlohmann::json sampling_sources = nlohmann::json::object();  // per setting: flag, generation_config.json or default
+  int samples = 1;     // draws per item
   int batch_size = 1;  // as asked; 0 = auto
   std::string device = "cpu";
   int threads = 1;

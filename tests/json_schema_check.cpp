@@ -14,7 +14,7 @@ using nlohmann::json;
 namespace {
 
 const std::set<std::string> kChecked = {"type", "properties", "required", "items", "enum",
-                                        "minimum", "additionalProperties", "$ref"};
+                                        "minimum", "maximum", "additionalProperties", "$ref"};
 // Keywords that only describe or hold definitions: nothing to check.
 const std::set<std::string> kAnnotations = {"$schema", "$id", "$defs", "$comment", "title", "description"};
 
@@ -57,6 +57,8 @@ class Checker {
       return where(at) + ": " + v.dump() + " is not one of " + s["enum"].dump();
     if (s.contains("minimum") && v.is_number() && v.get<double>() < s["minimum"].get<double>())
       return where(at) + ": " + v.dump() + " is below the minimum " + s["minimum"].dump();
+    if (s.contains("maximum") && v.is_number() && v.get<double>() > s["maximum"].get<double>())
+      return where(at) + ": " + v.dump() + " is above the maximum " + s["maximum"].dump();
     if (v.is_object()) return check_object(v, s, at);
     if (v.is_array() && s.contains("items"))
       for (size_t i = 0; i < v.size(); ++i)

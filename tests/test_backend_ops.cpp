@@ -41,7 +41,7 @@
 #include "engine/model_config.hpp"
 #include "engine/rope.hpp"
 #include "kernels/bf16.hpp"
-#include "kernels/counter_hash.hpp"
+#include "util/counter_hash.hpp"
 #include "kernels/cuda/compression_cuda.hpp"
 #include "kernels/cuda/device_buffer.hpp"
 #include "kernels/cuda/ops_cuda.hpp"

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/hf_model_writer.hpp"
 #include "tests/test_support.hpp"
 
 namespace kvb::test {
@@ -165,6 +167,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q --mode sideways", "--mode"},
                       BadInput{"run -q --max-new-tokens 0", "--max-new-tokens"},
                       BadInput{"run -q --top-p 1.5", "--top-p"},
+                      BadInput{"run -q --top-k -2", "--top-k"},
+                      BadInput{"run -q --min-p 1", "--min-p"},
+                      BadInput{"run -q --samples 0", "--samples"},
                       BadInput{"run -q --temperature -1", "--temperature"},
                       BadInput{"run -q --batch 0", "--batch"},
                       BadInput{"run -q --batch lots", "--batch lots"},
@@ -225,6 +230,63 @@ TEST(CliRun, DumpKeptWritesEveryEventsPositions) {
     if (!run["budget"].is_null()) EXPECT_EQ(run["parameters"]["trigger"], "every-step") << name;
   }
   EXPECT_GT(events["streaming@40"], 0);
+}
+
+// --samples: every (item, draw) seeded from (seed, item, draw), so its tokens do not depend on the
+// batch; accuracy is avg@N with an interval, pass@k, and the paired difference to full attention.
+TEST(CliRun, DrawsAreTheSameWhateverTheBatchAndGiveAvgAtN) {
+  TempDir dir;
+  const auto workload = dir / "q.jsonl";
+  std::ofstream(workload) << "{\"id\": \"a\", \"prompt\": \"Once upon a time\", \"answer\": \"Lily\"}\n"
+                          << "{\"id\": \"b\", \"prompt\": \"The dog ran\", \"answer\": \"park\"}\n";
+  const std::string common = "run -q --mode generate --method full,streaming --budget 8 --divide-length 4 -n 24 "
+                             "--temperature 0.8 --samples 4 --workload " + workload.string() + " ";
+  ASSERT_EQ(run_kvbench(common + "--batch 1 --out " + (dir / "b1").string()).exit_code, 0);
+  ASSERT_EQ(run_kvbench(common + "--batch 3 --out " + (dir / "b3").string()).exit_code, 0);
+  const nlohmann::json a = read_result(dir / "b1"), b = read_result(dir / "b3");
+  for (size_t r = 0; r < 2; ++r) {
+    const auto& sa = a["runs"][r]["sequences"];
+    const auto& sb = b["runs"][r]["sequences"];
+    ASSERT_EQ(sa.size(), 8u);
+    std::set<std::vector<int>> distinct;
+    for (size_t i = 0; i < sa.size(); ++i) {
+      EXPECT_EQ(sa[i]["item"], sb[i]["item"]);
+      EXPECT_EQ(sa[i]["draw"], sb[i]["draw"]);
+      EXPECT_EQ(sa[i]["token_ids"], sb[i]["token_ids"]) << sa[i]["id"];
+      distinct.insert(sa[i]["token_ids"].get<std::vector<int>>());
+    }
+    EXPECT_GT(distinct.size(), 4u) << "the draws are not independent samples";
+    const auto& acc = a["runs"][r]["measurements"]["accuracy"];
+    EXPECT_EQ(acc["items"], 2);
+    EXPECT_EQ(acc["draws"], 4);
+    EXPECT_EQ(acc["total"], 8);
+    EXPECT_EQ(acc["pass_at_k"].size(), 4u);
+    EXPECT_LE(acc["ci95"][0].get<double>(), acc["accuracy"].get<double>());
+    EXPECT_GE(acc["ci95"][1].get<double>(), acc["accuracy"].get<double>());
+  }
+  EXPECT_EQ(a["runs"][0]["sequences"][1]["id"], "a#1");
+  EXPECT_TRUE(a["runs"][1]["measurements"]["accuracy"].contains("vs_full"));
+  EXPECT_EQ(run_kvbench("run -q --mode replay --samples 2 --out " + (dir / "x").string()).exit_code, 2);
+}
+
+// A model's generation_config.json supplies the sampling a flag does not, and the result says so.
+TEST(CliRun, SamplingComesFromFlagsThenGenerationConfigThenDefaults) {
+  TempDir dir;
+  const auto folder = dir / "model";
+  write_hf_model(folder, HfTinySpec{});
+  write_text(folder / "generation_config.json", R"({"temperature": 0.6, "top_p": 0.95, "top_k": 20})");
+  write_text(dir / "ids.jsonl", R"({"id": "a", "prompt_ids": [1, 5, 9]})" "\n");  // the folder has no tokenizer
+  const std::string common = "run -q --mode generate --method full -n 4 -w " + (dir / "ids.jsonl").string() + " -m " +
+                             folder.string() + " ";
+  ASSERT_EQ(run_kvbench(common + "--top-k 5 --out " + (dir / "a").string()).exit_code, 0);
+  const nlohmann::json s = read_result(dir / "a")["settings"];
+  EXPECT_FLOAT_EQ(s["temperature"].get<float>(), 0.6f);
+  EXPECT_FLOAT_EQ(s["top_p"].get<float>(), 0.95f);
+  EXPECT_EQ(s["top_k"], 5);
+  EXPECT_EQ(s["min_p"], 0);
+  EXPECT_EQ(s["sampling_sources"]["temperature"], "generation_config.json");
+  EXPECT_EQ(s["sampling_sources"]["top_k"], "flag");
+  EXPECT_EQ(s["sampling_sources"]["min_p"], "default");
 }
 
 TEST(CliRun, WorkloadErrorsNameTheFileAndLine) {

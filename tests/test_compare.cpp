@@ -35,6 +35,28 @@ const std::filesystem::path& baseline() {
   return path;
 }
 
+// An accuracy drop beyond the 2-point threshold is "worse" when the runs' intervals are tight,
+// "unclear" when it lies inside their sampling noise (30 questions: intervals of +-15 points).
+TEST(Compare, AccuracyInsideTheIntervalsIsUnclear) {
+  nlohmann::json base = read_json(baseline());
+  auto set = [](nlohmann::json& doc, double accuracy, double half_width) {
+    doc["runs"][1]["measurements"]["accuracy"] = {{"accuracy", accuracy},
+                                                  {"ci95", {accuracy - half_width, accuracy + half_width}}};
+  };
+  nlohmann::json changed = base;
+  set(base, 0.40, 0.15);
+  set(changed, 0.35, 0.15);
+  auto accuracy_verdict = [](const Comparison& c) {
+    for (const MetricVerdict& v : c.verdicts)
+      if (v.metric == "accuracy") return v.verdict;
+    return std::string("absent");
+  };
+  EXPECT_EQ(accuracy_verdict(compare_results(base, changed, default_metric_rules(), "a", "b")), "unclear");
+  set(base, 0.40, 0.01);
+  set(changed, 0.35, 0.01);
+  EXPECT_EQ(accuracy_verdict(compare_results(base, changed, default_metric_rules(), "a", "b")), "worse");
+}
+
 TEST(Compare, VerdictsFollowThresholdAndDirection) {
   const nlohmann::json base = read_json(baseline());
   nlohmann::json changed = base;

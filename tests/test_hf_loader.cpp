@@ -284,6 +284,36 @@ TEST(HfLoader, ReadsConfigAndIdentity) {
   }
 }
 
+// generation_config.json: the sampling the model ships and its stop tokens, checked as read.
+TEST(HfLoader, GenerationConfigGivesSamplingDefaultsAndStopTokens) {
+  TempDir dir;
+  const fs::path folder = dir / "gen";
+  write_hf_model(folder, llama());
+  write_text(folder / "generation_config.json",
+             R"({"do_sample": true, "temperature": 0.6, "top_p": 0.95, "top_k": 20, "eos_token_id": [2, 7], "bos_token_id": 1,
+                 "transformers_version": "4.51.0"})");
+  const Model m = load_model(folder.string());
+  ASSERT_TRUE(m.generation.temperature && m.generation.top_p && m.generation.top_k);
+  EXPECT_FLOAT_EQ(*m.generation.temperature, 0.6f);
+  EXPECT_FLOAT_EQ(*m.generation.top_p, 0.95f);
+  EXPECT_EQ(*m.generation.top_k, 20);
+  EXPECT_FALSE(m.generation.min_p);
+  EXPECT_EQ(m.generation.eos_ids, (std::vector<int>{2, 7}));
+  EXPECT_TRUE(is_stop_token(m, 7));
+  EXPECT_FALSE(is_stop_token(m, 8));
+  EXPECT_EQ(fs::path(m.generation.source).filename(), "generation_config.json");
+  for (const char* bad : {R"({"temperature": -1})", R"({"top_p": "high"})", R"({"top_k": -3})",
+                          R"({"eos_token_id": [500]})", R"([1, 2])", R"({"temperature": )"}) {
+    write_text(folder / "generation_config.json", bad);
+    try {
+      load_model(folder.string());
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("generation_config.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(HfLoader, FolderWithoutTokenizerTakesIdsOnly) {
   TempDir dir;
   const fs::path folder = dir / "no-tokenizer";

@@ -65,11 +65,14 @@ TEST(Schemas, ThroughputAndGeneratedRunsMatchTheResultSchema) {
 
   const auto workload = dir / "q.jsonl";
   std::ofstream(workload) << "{\"id\": \"a\", \"prompt\": \"1+1=\", \"answer\": \"2\"}\n";
-  CommandResult g = run_kvbench("run -q --device cpu --mode generate --method full -n 8 --workload " +
-                                workload.string() + " --out " + (dir / "generate").string());
+  CommandResult g = run_kvbench("run -q --device cpu --mode generate --method full,streaming --budget 8 --divide-length 4 "
+                                "-n 8 --samples 2 --temperature 0.7 --workload " + workload.string() + " --out " +
+                                (dir / "generate").string());
   ASSERT_EQ(g.exit_code, 0) << g.output;
   expect_valid_outputs(dir / "generate");
-  EXPECT_TRUE(read_json(dir / "generate" / "result.json")["runs"][0]["sequences"][0].contains("grade"));
+  const json doc = read_json(dir / "generate" / "result.json");
+  EXPECT_TRUE(doc["runs"][0]["sequences"][0].contains("grade"));
+  EXPECT_TRUE(doc["runs"][1]["measurements"]["accuracy"].contains("vs_full"));
 }
 
 // The smallest result the schema accepts; each broken copy below must be refused.
@@ -86,7 +89,8 @@ json minimal_result() {
                       {"gpu_telemetry", {{"sampled", false}, {"note", "not sampled: the run used the CPU"}}}}},
           {"model", json::object()},
           {"workload", {{"source", "builtin:stories"}, {"format", "builtin"}, {"sha256", ""}, {"sequences", 0}}},
-          {"settings", {{"mode", "replay"}, {"max_new_tokens", 1}, {"temperature", 0}, {"top_p", 1}, {"seed", 0},
+          {"settings", {{"mode", "replay"}, {"max_new_tokens", 1}, {"temperature", 0}, {"top_p", 1}, {"top_k", 0}, {"min_p", 0},
+                        {"sampling_sources", json::object()}, {"samples", 1}, {"seed", 0},
                         {"batch", 1}}},
           {"runs", json::array()}};
 }

@@ -91,6 +91,42 @@ int token_id(const json& obj, std::string_view key, const std::string& where) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// generation_config.json: sampling defaults and stop tokens. Unknown keys are ignored (the file
+// carries many that do not concern decoding); a known key with a wrong type or range is an error.
+
+GenerationDefaults read_generation_config(const std::string& path, int vocab_size) {
+  const json g = read_json_file(path);
+  if (!g.is_object()) fail_input("{}: expected a JSON object", path);
+  GenerationDefaults d;
+  d.source = path;
+  auto number = [&](std::string_view key, double lo, double hi) -> std::optional<float> {
+    const json* v = find_key(g, key);
+    if (!v) return std::nullopt;
+    const double x = as_number(*v, path, key);
+    if (!(x >= lo && x <= hi)) fail_input("{}: {} must be in [{}, {}], got {}", path, key, lo, hi, v->dump());
+    return static_cast<float>(x);
+  };
+  d.temperature = number("temperature", 0.0, 100.0);
+  d.top_p = number("top_p", 0.0, 1.0);
+  d.min_p = number("min_p", 0.0, 1.0);
+  if (const json* v = find_key(g, "top_k")) {
+    const int k = as_int(*v, path, "top_k");
+    if (k < 0) fail_input("{}: top_k must be at least 0, got {}", path, k);
+    d.top_k = k;
+  }
+  if (find_key(g, "do_sample")) d.do_sample = optional_bool(g, "do_sample", false, path);
+  if (const json* v = find_key(g, "eos_token_id")) {
+    const json list = v->is_array() ? *v : json::array({*v});
+    for (const json& id : list) {
+      const int t = as_int(id, path, "eos_token_id");
+      if (t < 0 || t >= vocab_size) fail_input("{}: eos_token_id {} is outside the vocabulary of {}", path, t, vocab_size);
+      d.eos_ids.push_back(t);
+    }
+  }
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
 // config.json
 
 Arch read_arch(const json& cfg, const std::string& where) {
@@ -450,6 +486,12 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
                  m.tokenizer->vocab_size(), c.vocab_size);
   } else {
     m.tokenizer = std::make_unique<IdsOnlyTokenizer>(dir_arg, c.vocab_size, c.bos_id, c.eos_id);
+  }
+
+  const fs::path generation_config = dir / "generation_config.json";
+  if (fs::is_regular_file(generation_config, ec)) {
+    m.generation = read_generation_config(generation_config.string(), c.vocab_size);
+    m.info.files.push_back(describe_file(generation_config.string(), options));
   }
 
   m.info.source = dir_arg;

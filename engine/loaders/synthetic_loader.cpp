@@ -7,7 +7,7 @@
 
 #include "engine/model.hpp"
 #include "engine/tokenizers/byte_tokenizer.hpp"
-#include "kernels/counter_hash.hpp"
+#include "util/counter_hash.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "util/errors.hpp"
 
@@ -89,7 +89,7 @@ std::vector<SyntheticTensor> synthetic_tensor_plan(const ModelConfig& c, uint64_
 namespace {
 
 // Element i depends only on (seed, tensor, i), so weights are identical whatever the thread count
-// or device (kernels/counter_hash.hpp).
+// or device (util/counter_hash.hpp).
 Tensor generate_tensor(const SyntheticTensor& spec) {
   Tensor t;
   t.shape = spec.shape;

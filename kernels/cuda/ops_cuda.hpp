@@ -94,7 +94,7 @@ void logits_stats(LogitStats* out, const float* method, const float* full, const
 
 // --- Synthetic weights ---------------------------------------------------------------------------
 
-// out[i] = synthetic_value(key, i, scale, offset) (kernels/counter_hash.hpp) for i < n.
+// out[i] = synthetic_value(key, i, scale, offset) (util/counter_hash.hpp) for i < n.
 void synthetic_fill(bf16* out, int64_t n, uint64_t key, float scale, float offset);
 void synthetic_fill(float* out, int64_t n, uint64_t key, float scale, float offset);
 

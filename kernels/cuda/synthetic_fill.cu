@@ -1,11 +1,11 @@
 // A synthetic model's weights generated where they are used: element i of a tensor is
-// kvb::synthetic_value(key, i, scale, offset) (kernels/counter_hash.hpp), the CPU loader's value,
+// kvb::synthetic_value(key, i, scale, offset) (util/counter_hash.hpp), the CPU loader's value,
 // stored as bf16 (matrices) or fp32 (norms and biases). A grid-stride loop with 64-bit indices:
 // an 8B model's embedding alone has 6e8 elements.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "kernels/counter_hash.hpp"
+#include "util/counter_hash.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 
