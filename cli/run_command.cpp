@@ -87,6 +87,7 @@ int execute(RunFlags& f) {
   else if (f.tri_aggregation == "max") c.method_options.tri.scoring.aggregation = TriAggregation::Max;
   else fail_input("--tri-aggregation {}: expected mean or max", f.tri_aggregation);
   c.hash_files = !f.no_hash;
+  c.progress = f.quiet ? ProgressStyle::None : isatty(STDERR_FILENO) ? ProgressStyle::Terminal : ProgressStyle::Lines;
 
   const fs::path out_dir = f.out.empty() ? default_out_dir() : fs::path(f.out);
   std::error_code ec;

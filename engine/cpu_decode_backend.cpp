@@ -36,7 +36,11 @@ class CpuDecodeBackend : public DecodeBackend {
       ref_logits_.resize(logits_.size());
     }
   }
-  void begin_sequence(int seq) override { method_->begin_sequence(seq); }
+  void begin_sequence(int seq) override {
+    cache_->clear_sequence(seq);
+    if (reference_) reference_->clear_sequence(seq);
+    method_->begin_sequence(seq);
+  }
 
   void forward(std::span<const BatchToken> batch) override {
     tf_.forward(batch, *cache_, logits_.data(), record_);

@@ -41,7 +41,11 @@ class CudaDecodeBackend : public DecodeBackend {
       reference_.emplace(engine_.make_cache(n_seqs, reference_capacity,
                                             cuda_cache_bytes(engine_.config(), n_seqs, capacity, extras_)));
   }
-  void begin_sequence(int seq) override { method_->begin_sequence(seq); }
+  void begin_sequence(int seq) override {
+    cache_->clear_sequence(seq);
+    if (reference_) reference_->clear_sequence(seq);
+    method_->begin_sequence(seq);
+  }
 
   void forward(std::span<const BatchToken> batch) override {
     rows_ = engine_.forward(batch, *cache_, engine_.method_logits(), record_);

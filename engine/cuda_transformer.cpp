@@ -21,6 +21,16 @@ uint64_t CudaKvCache::sequence_bytes(int seq) const {
   return slots * bytes_per_slot();
 }
 
+void CudaKvCache::clear_sequence(int seq) {
+  const KvGeometry& g = s_.geometry;
+  const size_t row_slots = size_t(g.n_kv_heads) * g.capacity;
+  for (int l = 0; l < g.n_layers; ++l) {
+    cuda::fill_bytes(lengths(l) + size_t(seq) * g.n_kv_heads, 0, sizeof(int32_t) * g.n_kv_heads);
+    if (float* scores = slot_scores(l)) cuda::fill_bytes(scores + size_t(seq) * row_slots, 0, sizeof(float) * row_slots);
+    for (int h = 0; h < g.n_kv_heads; ++h) lengths_[g.head(l, seq, h)] = 0;
+  }
+}
+
 void CudaKvCache::reserve_slot(int seq) {
   for (int l = 0; l < n_layers(); ++l)
     for (int h = 0; h < n_kv_heads(); ++h) {

@@ -41,6 +41,9 @@ class CudaKvCache {
     return s;
   }
 
+  // Empties row `seq` (lengths 0 on both sides, its slot scores back to 0) for a new sequence.
+  void clear_sequence(int seq);
+
   // Bytes held by live slots (K and V, bf16).
   uint64_t sequence_bytes(int seq) const;
   uint64_t peak_bytes() const { return peak_slots_ * bytes_per_slot(); }

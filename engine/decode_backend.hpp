@@ -28,7 +28,8 @@ class DecodeBackend {
   // Fresh caches for a batch of `n_seqs` sequences with `capacity` slots per (layer, sequence,
   // kv-head), and a full-attention reference cache of `reference_capacity` slots (0: none).
   virtual void begin_batch(int n_seqs, int capacity, int reference_capacity) = 0;
-  // Row `seq` takes a new sequence (the method's per-sequence state starts over).
+  // Row `seq` takes a new sequence: its slots in both caches are emptied and the method's
+  // per-sequence state starts over (a row is reused as soon as its sequence ends).
   virtual void begin_sequence(int seq) = 0;
 
   // The method's forward over `batch`; its logits (one row per token with want_logits, in order)

@@ -72,180 +72,209 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   out.sequences.resize(requests.size());
   auto stop_requested = [&] { return opt.stop && opt.stop->load(std::memory_order_relaxed); };
 
-  for (size_t first = 0; first < requests.size() && !out.interrupted; first += batch_size) {
-    const int n = static_cast<int>(std::min<size_t>(batch_size, requests.size() - first));
-    int capacity = 1, full_capacity = 1;
-    for (int s = 0; s < n; ++s) {
-      const DecodeRequest& r = requests[first + s];
-      const int prompt = static_cast<int>(r.prompt.size()), total = prompt + steps_of(r, opt.mode);
-      capacity = std::max(capacity, cache_capacity(opt.policy, prompt, total));
-      full_capacity = std::max(full_capacity, total);
-    }
-    backend->begin_batch(n, capacity, lockstep ? full_capacity : 0);
-    // Runs the reference forward on the batch the method just consumed (before the method
-    // compresses, so the method's cache holds what its attention read) and returns its
-    // duration, to be left out of the method's timings.
-    auto reference_forward = [&]() -> double {
-      if (!lockstep) return 0.0;
-      profiler::Range range("reference forward");
-      const auto t0 = Clock::now();
-      backend->reference_forward(batch);
-      return seconds_since(t0);
-    };
-    out.stats.kv_capacity_bytes = std::max(out.stats.kv_capacity_bytes, backend->capacity_bytes());
-    std::vector<Sampler> samplers;
-    for (int s = 0; s < n; ++s) {
-      const int64_t stream = requests[first + s].stream;
-      samplers.emplace_back(opt.sampling, stream >= 0 ? uint64_t(stream) : uint64_t(first + s));
-    }
+  // Continuous batching: `n_rows` cache rows decode together, and a row whose sequence ends takes
+  // the next request at once (its prefill runs on that row before the next step), so the batch
+  // stays full until the requests run out. Every row is sized for the largest request.
+  const int n_rows = static_cast<int>(std::min<size_t>(batch_size, requests.size()));
+  int capacity = 1, full_capacity = 1;
+  for (const DecodeRequest& r : requests) {
+    const int prompt = static_cast<int>(r.prompt.size()), total = prompt + steps_of(r, opt.mode);
+    capacity = std::max(capacity, cache_capacity(opt.policy, prompt, total));
+    full_capacity = std::max(full_capacity, total);
+  }
+  backend->begin_batch(n_rows, capacity, lockstep ? full_capacity : 0);
+  out.stats.kv_capacity_bytes = backend->capacity_bytes();
+  std::vector<Sampler> samplers;
+  for (size_t i = 0; i < requests.size(); ++i)
+    samplers.emplace_back(opt.sampling, requests[i].stream >= 0 ? uint64_t(requests[i].stream) : uint64_t(i));
+  std::vector<int> request_of(n_rows, -1);  // the request each row decodes (-1: none)
+  size_t next_request = 0;
+  DecodeProgress status;
+  status.total = static_cast<int>(requests.size());
 
-    // The method runs after every forward, over every row it fed; its time is measured apart
-    // from the forward's.
-    std::vector<RowProgress> progress;
-    std::vector<int64_t> evicted;
-    std::vector<KeptEvent> kept;
-    auto compress = [&] {
-      profiler::Range range("compress");
-      const auto t0 = Clock::now();
-      evicted.resize(progress.size());
-      kept.clear();
-      backend->compress(progress, evicted, opt.on_kept ? &kept : nullptr);
-      out.stats.compression_seconds += seconds_since(t0);
-      for (int64_t e : evicted)
-        if (e > 0) {
-          ++out.stats.compression_events;
-          out.stats.evicted_slots += e;
-        }
-      for (const KeptEvent& k : kept) opt.on_kept(requests[first + k.seq].id, k);
-    };
+  // Runs the reference forward on the batch the method just consumed (before the method
+  // compresses, so the method's cache holds what its attention read) and returns its duration,
+  // to be left out of the method's timings.
+  auto reference_forward = [&]() -> double {
+    if (!lockstep) return 0.0;
+    profiler::Range range("reference forward");
+    const auto t0 = Clock::now();
+    backend->reference_forward(batch);
+    return seconds_since(t0);
+  };
 
-    // What each sequence consumes next and whether it is still running.
-    std::vector<int> next_token(n), done(n, 0);
-    std::vector<uint64_t> held_bytes(n);  // KV bytes each row held during its last forward
-    // Replay compares every row of the last forward at once (on the device where it ran).
-    auto measure_fidelity = [&](std::span<const int> rows) {
-      if (opt.mode != RunMode::Replay) return;
-      targets.clear();
-      for (int s : rows) targets.push_back(requests[first + s].forced[out.sequences[first + s].tokens.size()]);
-      backend->fidelity(targets, fidelity);
-    };
-    auto consume = [&](int s, int row) {  // the last forward's logits row `row` is for s's next position
-      const DecodeRequest& r = requests[first + s];
-      SequenceOutcome& o = out.sequences[first + s];
-      o.kv_bytes.push_back(held_bytes[s]);
-      if (lockstep) {
-        const double mass = backend->take_retained_mass(s);
-        if (!std::isnan(mass)) o.retained_mass.push_back(static_cast<float>(mass));
+  // The method runs after every forward, over every row it fed; its time is measured apart
+  // from the forward's.
+  std::vector<RowProgress> progress;
+  std::vector<int64_t> evicted;
+  std::vector<KeptEvent> kept;
+  auto compress = [&] {
+    profiler::Range range("compress");
+    const auto t0 = Clock::now();
+    evicted.resize(progress.size());
+    kept.clear();
+    backend->compress(progress, evicted, opt.on_kept ? &kept : nullptr);
+    out.stats.compression_seconds += seconds_since(t0);
+    for (int64_t e : evicted)
+      if (e > 0) {
+        ++out.stats.compression_events;
+        out.stats.evicted_slots += e;
       }
-      if (opt.mode == RunMode::Throughput) {
-        next_token[s] = r.forced[o.tokens.size()];
-        o.tokens.push_back(next_token[s]);
-        if (o.tokens.size() == r.forced.size()) {
-          o.stop_reason = "end_of_trace";
-          done[s] = 1;
-        }
-      } else if (opt.mode == RunMode::Replay) {
-        const StepFidelity& f = fidelity[row];
-        o.target_logprob.push_back(static_cast<float>(f.method_logprob));
-        o.predicted.push_back(f.method_argmax);
-        o.kl.push_back(static_cast<float>(f.kl));
-        o.full_logprob.push_back(static_cast<float>(f.full_logprob));
-        o.full_predicted.push_back(f.full_argmax);
-        next_token[s] = r.forced[o.tokens.size()];
-        o.tokens.push_back(next_token[s]);
-        if (o.tokens.size() == r.forced.size()) {
-          o.stop_reason = "end_of_trace";
-          done[s] = 1;
-        }
-      } else {
-        const int tok = samplers[s].sample(backend->host_logits(row), vocab);
-        o.tokens.push_back(tok);
-        next_token[s] = tok;
-        if (is_stop_token(model, tok)) {
-          o.stop_reason = "eos";
-          done[s] = 1;
-        } else if (static_cast<int>(o.tokens.size()) >= r.max_new_tokens) {
-          o.stop_reason = "max_new_tokens";
-          done[s] = 1;
-        }
-      }
-    };
+    for (const KeptEvent& k : kept) opt.on_kept(requests[request_of[k.seq]].id, k);
+  };
 
-    // Prefill, one sequence at a time, in chunks.
+  // Per row: what it consumes next, whether its sequence ended, KV bytes held in its last forward.
+  std::vector<int> next_token(n_rows), done(n_rows, 0);
+  std::vector<uint64_t> held_bytes(n_rows);
+  // Replay compares every row of the last forward at once (on the device where it ran).
+  auto measure_fidelity = [&](std::span<const int> rows) {
+    if (opt.mode != RunMode::Replay) return;
+    targets.clear();
+    for (int row : rows) {
+      const int i = request_of[row];
+      targets.push_back(requests[i].forced[out.sequences[i].tokens.size()]);
+    }
+    backend->fidelity(targets, fidelity);
+  };
+  auto consume = [&](int row, int logits_row) {  // the last forward's logits_row is for row's next position
+    const int i = request_of[row];
+    const DecodeRequest& r = requests[i];
+    SequenceOutcome& o = out.sequences[i];
+    o.kv_bytes.push_back(held_bytes[row]);
+    if (lockstep) {
+      const double mass = backend->take_retained_mass(row);
+      if (!std::isnan(mass)) o.retained_mass.push_back(static_cast<float>(mass));
+    }
+    if (opt.mode == RunMode::Generate) {
+      const int tok = samplers[i].sample(backend->host_logits(logits_row), vocab);
+      o.tokens.push_back(tok);
+      next_token[row] = tok;
+      if (is_stop_token(model, tok)) {
+        o.stop_reason = "eos";
+        done[row] = 1;
+      } else if (static_cast<int>(o.tokens.size()) >= r.max_new_tokens) {
+        o.stop_reason = "max_new_tokens";
+        done[row] = 1;
+      }
+      return;
+    }
+    if (opt.mode == RunMode::Replay) {
+      const StepFidelity& f = fidelity[logits_row];
+      o.target_logprob.push_back(static_cast<float>(f.method_logprob));
+      o.predicted.push_back(f.method_argmax);
+      o.kl.push_back(static_cast<float>(f.kl));
+      o.full_logprob.push_back(static_cast<float>(f.full_logprob));
+      o.full_predicted.push_back(f.full_argmax);
+    }
+    next_token[row] = r.forced[o.tokens.size()];
+    o.tokens.push_back(next_token[row]);
+    if (o.tokens.size() == r.forced.size()) {
+      o.stop_reason = "end_of_trace";
+      done[row] = 1;
+    }
+  };
+  // Counts `row`'s token just consumed, and its sequence when it ended.
+  auto count = [&](int row) {
+    ++status.tokens;
+    if (!done[row]) return;
+    ++status.finished;
+    status.finished_tokens += static_cast<int64_t>(out.sequences[request_of[row]].tokens.size());
+  };
+
+  // Gives `row` the next request and prefills it, in chunks; false when none is left.
+  auto start = [&](int row) {
+    request_of[row] = -1;
+    if (next_request == requests.size()) return false;
+    const int i = static_cast<int>(next_request++);
+    request_of[row] = i;
+    done[row] = 0;
+    const DecodeRequest& r = requests[i];
+    SequenceOutcome& o = out.sequences[i];
+    o.id = r.id;
+    o.item = r.item;
+    o.draw = r.draw;
+    o.prompt = r.prompt;
+    profiler::Range range("prefill");
+    const auto t0 = Clock::now();
     double reference_seconds = 0;
-    for (int s = 0; s < n; ++s) {
-      const DecodeRequest& r = requests[first + s];
-      SequenceOutcome& o = out.sequences[first + s];
-      o.id = r.id;
-      o.item = r.item;
-      o.draw = r.draw;
-      o.prompt = r.prompt;
-      profiler::Range range("prefill");
-      const auto t0 = Clock::now();
-      const int len = static_cast<int>(r.prompt.size());
-      backend->begin_sequence(s);
-      const int row[] = {s};
-      for (int at = 0; at < len; at += opt.prefill_chunk) {
-        const int end = std::min(len, at + opt.prefill_chunk);
-        batch.clear();
-        for (int p = at; p < end; ++p) batch.push_back(BatchToken{s, p, r.prompt[p], p == len - 1});
-        backend->forward(batch);
-        reference_seconds += reference_forward();
-      }
-      held_bytes[s] = backend->sequence_bytes(s);
-      measure_fidelity(row);
-      progress.assign(1, RowProgress{s, len, len, true});
-      compress();
-      consume(s, 0);
-      o.prefill_seconds = seconds_since(t0) - reference_seconds;
-      reference_seconds = 0;
-      out.stats.prefill_seconds += o.prefill_seconds;
-      out.stats.prefill_tokens += len;
-    }
-
-    // Decode steps: every running sequence feeds its last token and gets logits for the next.
-    std::vector<int> rows;
-    while (true) {
+    const int len = static_cast<int>(r.prompt.size());
+    backend->begin_sequence(row);
+    const int only[] = {row};
+    for (int at = 0; at < len; at += opt.prefill_chunk) {
+      const int end = std::min(len, at + opt.prefill_chunk);
       batch.clear();
-      rows.clear();
-      for (int s = 0; s < n; ++s) {
-        if (done[s]) continue;
-        const SequenceOutcome& o = out.sequences[first + s];
-        const int pos = static_cast<int>(o.prompt.size() + o.tokens.size()) - 1;
-        batch.push_back(BatchToken{s, pos, next_token[s], true});
-        rows.push_back(s);
-      }
-      if (batch.empty()) break;
-      if (stop_requested()) {
-        for (int s : rows) out.sequences[first + s].stop_reason = "interrupted";
-        out.interrupted = true;
-        break;
-      }
+      for (int p = at; p < end; ++p) batch.push_back(BatchToken{row, p, r.prompt[p], p == len - 1});
+      backend->forward(batch);
+      reference_seconds += reference_forward();
+    }
+    held_bytes[row] = backend->sequence_bytes(row);
+    measure_fidelity(only);
+    progress.assign(1, RowProgress{row, len, len, true});
+    compress();
+    consume(row, 0);
+    count(row);
+    o.prefill_seconds = seconds_since(t0) - reference_seconds;
+    out.stats.prefill_seconds += o.prefill_seconds;
+    out.stats.prefill_tokens += len;
+    return true;
+  };
+  for (int row = 0; row < n_rows; ++row) start(row);
+
+  // Decode steps: every running row feeds its last token and gets logits for the next; rows
+  // that finish take the next request before the following step.
+  std::vector<int> rows;
+  while (true) {
+    batch.clear();
+    rows.clear();
+    for (int row = 0; row < n_rows; ++row) {
+      if (request_of[row] < 0 || done[row]) continue;
+      const SequenceOutcome& o = out.sequences[request_of[row]];
+      const int pos = static_cast<int>(o.prompt.size() + o.tokens.size()) - 1;
+      batch.push_back(BatchToken{row, pos, next_token[row], true});
+      rows.push_back(row);
+    }
+    if (batch.empty()) break;
+    if (stop_requested()) {
+      for (int row : rows) out.sequences[request_of[row]].stop_reason = "interrupted";
+      out.interrupted = true;
+      break;
+    }
+    {
       profiler::Range range("decode step");
       const auto t0 = Clock::now();
       backend->forward(batch);
       const double forward_seconds = seconds_since(t0);
       uint64_t step_bytes = 0;
-      for (int s : rows) step_bytes += held_bytes[s] = backend->sequence_bytes(s);
+      for (int row : rows) step_bytes += held_bytes[row] = backend->sequence_bytes(row);
       out.stats.step_kv_slots.push_back(double(step_bytes) / backend->bytes_per_slot() /
                                         (double(c.n_layers) * c.n_kv_heads) / rows.size());
       reference_forward();
       measure_fidelity(rows);
       const auto t1 = Clock::now();
       progress.clear();
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const int s = rows[i];
-        progress.push_back(RowProgress{s, static_cast<int>(requests[first + s].prompt.size()), batch[i].pos + 1, false});
+      for (size_t k = 0; k < rows.size(); ++k) {
+        const int row = rows[k];
+        progress.push_back(RowProgress{row, static_cast<int>(requests[request_of[row]].prompt.size()), batch[k].pos + 1, false});
       }
       compress();
       const double dt = forward_seconds + seconds_since(t1);
-      for (size_t i = 0; i < rows.size(); ++i) consume(rows[i], static_cast<int>(i));
+      for (size_t k = 0; k < rows.size(); ++k) {
+        consume(rows[k], static_cast<int>(k));
+        count(rows[k]);
+      }
       out.stats.step_seconds.push_back(dt);
       out.stats.decode_seconds += dt;
       out.stats.decode_tokens += static_cast<int64_t>(batch.size());
     }
-    out.stats.kv_peak_bytes = std::max(out.stats.kv_peak_bytes, backend->peak_bytes());
+    for (int row : rows)
+      if (done[row]) start(row);
+    if (opt.on_progress) {
+      status.running = 0;
+      for (int row = 0; row < n_rows; ++row) status.running += request_of[row] >= 0 && !done[row];
+      opt.on_progress(status);
+    }
   }
+  out.stats.kv_peak_bytes = backend->peak_bytes();
   if (out.interrupted) {
     // Sequences never started keep empty outcomes; drop them so the result holds only what ran.
     std::erase_if(out.sequences, [](const SequenceOutcome& o) { return o.id.empty(); });

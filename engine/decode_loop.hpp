@@ -69,6 +69,14 @@ struct DecodeOutput {
   bool interrupted = false;
 };
 
+// How far a run_decode has come.
+struct DecodeProgress {
+  int finished = 0, total = 0;  // sequences
+  int running = 0;              // rows decoding now
+  int64_t tokens = 0;           // generated or replayed so far, every sequence
+  int64_t finished_tokens = 0;  // of the finished sequences
+};
+
 struct DecodeOptions {
   RunMode mode = RunMode::Generate;
   SamplingParams sampling;
@@ -80,6 +88,8 @@ struct DecodeOptions {
   bool bf16_kv = false;                     // CPU: keys and values stored in bf16, the GPU's precision (parity tests)
   // Called with every compression event of every sequence (--dump-kept); empty: not recorded.
   std::function<void(const std::string& sequence_id, const KeptEvent& event)> on_kept;
+  // Called after every decode step and every finished sequence (progress display); may be empty.
+  std::function<void(const DecodeProgress& progress)> on_progress;
 };
 
 // In replay mode a budgeted method is run in lockstep with full attention: every step feeds the

@@ -376,7 +376,7 @@ void calibrate_on_run_tokens(const Model& model, const std::vector<DecodeRequest
 // `failure` and ends the run; what was measured stays.
 MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& requests, DecodeOptions opt,
                          const PolicyConfig& p, int warmup, int repeat, GpuObservers& gpu, KeptLog* kept,
-                         std::string& failure) {
+                         ProgressReporter& reporter, std::string& failure) {
   MethodRun run;
   run.batch = std::min<int>(opt.batch_size, static_cast<int>(requests.size()));
   run.name = run_name(p);
@@ -387,13 +387,19 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
   run.warmup = warmup;
   opt.policy = p;
   const profiler::RunRange nvtx_run(run.name);
+  int max_tokens = 0;
+  for (const DecodeRequest& r : requests) max_tokens = std::max(max_tokens, r.max_new_tokens);
+  opt.on_progress = [&](const DecodeProgress& progress) { reporter.update(progress); };
   try {
     for (int rep = 0; rep < warmup + repeat; ++rep) {
+      reporter.begin(warmup + repeat > 1 ? fmt::format("{} ({} of {})", run.name, rep + 1, warmup + repeat) : run.name,
+                     static_cast<int>(requests.size()), max_tokens);
       // The kept positions of the first measured repetition (the others repeat them).
       opt.on_kept = nullptr;
       if (kept && rep == warmup)
         opt.on_kept = [&](const std::string& id, const KeptEvent& e) { kept->write(run.name, p, id, e); };
       DecodeOutput out = run_decode(model, requests, opt);
+      reporter.end();
       std::vector<profiler::Event> events = profiler::take_events();
       if (gpu.tracer) {
         profiler::GpuRunTrace records = gpu.tracer->take(events);
@@ -407,6 +413,7 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
       if (run.output.interrupted) break;
     }
   } catch (const RuntimeFailure& e) {
+    reporter.end();
     failure = e.what();
   }
   run.peak_rss_bytes = peak_rss_bytes();
@@ -466,6 +473,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (result.failure.empty())
     for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_method(p, model.config).get());
 
+  ProgressReporter reporter(c.progress);
   profiler::enable(c.trace);
   GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock
   for (size_t pi = 0; pi < policies.size() && !result.interrupted && result.failure.empty(); ++pi) {
@@ -475,7 +483,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
         c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size) : requests;
     progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", run_requests.size(), method_name(p.method),
                          p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), opt.batch_size));
-    runs.push_back(measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr, result.failure));
+    runs.push_back(
+        measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr, reporter, result.failure));
     result.interrupted = runs.back().output.interrupted;
   }
   finish_gpu_observers(gpu, header, progress);

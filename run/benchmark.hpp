@@ -14,6 +14,7 @@
 #include "engine/decode_loop.hpp"
 #include "engine/methods/method.hpp"
 #include "engine/sampler.hpp"
+#include "run/progress.hpp"
 
 namespace kvb {
 
@@ -45,6 +46,7 @@ struct RunConfig {
   bool hash_files = true;
   bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace
   std::string dump_kept;          // JSONL of the positions kept at every compression event (--dump-kept)
+  ProgressStyle progress = ProgressStyle::None;  // the decoding's progress on stderr
   std::vector<std::string> command_line;
 };
 

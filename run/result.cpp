@@ -197,6 +197,8 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
                    {"tokens_per_s", rate(st.prefill_tokens, st.prefill_seconds)}}},
       {"decode", {{"tokens", st.decode_tokens}, {"steps", st.step_seconds.size()}, {"seconds", st.decode_seconds},
                   {"tokens_per_s", rate(st.decode_tokens, st.decode_seconds)},
+                  // Each step feeds one token per running row (continuous batching refills them).
+                  {"mean_running_rows", st.step_seconds.empty() ? 0.0 : double(st.decode_tokens) / st.step_seconds.size()},
                   {"step_latency_ms", summary_ms(st.step_seconds)}}},
       {"memory", {{"weights_bytes", weights_bytes}, {"kv_bytes_peak", st.kv_peak_bytes},
                   {"kv_bytes_allocated", st.kv_capacity_bytes},

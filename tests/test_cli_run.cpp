@@ -265,6 +265,11 @@ TEST(CliRun, DrawsAreTheSameWhateverTheBatchAndGiveAvgAtN) {
     EXPECT_GE(acc["ci95"][1].get<double>(), acc["accuracy"].get<double>());
   }
   EXPECT_EQ(a["runs"][0]["sequences"][1]["id"], "a#1");
+  // Continuous batching: a row that finishes takes the next draw, so 3 rows stay busy.
+  const double rows = b["runs"][0]["measurements"]["decode"]["mean_running_rows"].get<double>();
+  EXPECT_GT(rows, 2.0);
+  EXPECT_LE(rows, 3.0);
+  EXPECT_EQ(a["runs"][0]["measurements"]["decode"]["mean_running_rows"], 1.0);
   EXPECT_TRUE(a["runs"][1]["measurements"]["accuracy"].contains("vs_full"));
   EXPECT_EQ(run_kvbench("run -q --mode replay --samples 2 --out " + (dir / "x").string()).exit_code, 2);
 }
