@@ -11,6 +11,9 @@ namespace kvb::cli {
 using Action = std::function<int()>;
 
 Action add_run_command(CLI::App& app, const std::vector<std::string>& argv);
+// `kvbench run --resume DIR` alone (or with -q, --batch, --threads, --device, --format): the command line
+// DIR's journal was written for, with --resume DIR and those flags; any other args as given.
+std::vector<std::string> expand_resume(const std::vector<std::string>& args);
 Action add_info_command(CLI::App& app);
 Action add_calibrate_command(CLI::App& app);
 Action add_capacity_command(CLI::App& app);

@@ -9,7 +9,15 @@
 #include "util/errors.hpp"
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
+  std::vector<std::string> args;
+  try {
+    args = kvb::cli::expand_resume(std::vector<std::string>(argv, argv + argc));
+  } catch (const kvb::InputError& e) {
+    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    return 2;
+  }
+  std::vector<char*> arg_pointers;
+  for (std::string& a : args) arg_pointers.push_back(a.data());
   CLI::App app{"kvbench: KV-cache compression benchmark for long chain-of-thought decoding"};
   app.set_version_flag("--version", fmt::format("kvbench {} ({})", kvb::build::kVersion, kvb::build::kGitCommit));
   app.require_subcommand(1);
@@ -20,7 +28,7 @@ int main(int argc, char** argv) {
   kvb::cli::Action report = kvb::cli::add_report_command(app);
   kvb::cli::Action compare = kvb::cli::add_compare_command(app);
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(arg_pointers.size()), arg_pointers.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

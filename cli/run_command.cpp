@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "run/benchmark.hpp"
+#include "run/journal.hpp"
 #include "reports/json_file.hpp"
 #include "reports/report.hpp"
 #include "reports/table.hpp"
@@ -40,6 +42,7 @@ struct RunFlags {
   bool method_given = false;
   CLI::Option *temperature = nullptr, *top_p = nullptr, *top_k = nullptr, *min_p = nullptr;
   std::string out;
+  std::string resume;  // --resume DIR
   bool no_hash = false;
   bool quiet = false;
   std::vector<std::string> formats;  // reports written beside result.json
@@ -89,7 +92,16 @@ int execute(RunFlags& f) {
   c.hash_files = !f.no_hash;
   c.progress = f.quiet ? ProgressStyle::None : isatty(STDERR_FILENO) ? ProgressStyle::Terminal : ProgressStyle::Lines;
 
+  if (!f.resume.empty()) {
+    if (!f.out.empty() && fs::weakly_canonical(f.out) != fs::weakly_canonical(f.resume))
+      fail_input("--resume {}: continues in that folder; drop --out {}", f.resume, f.out);
+    f.out = f.resume;
+    c.resume = true;
+  }
   const fs::path out_dir = f.out.empty() ? default_out_dir() : fs::path(f.out);
+  c.journal = (out_dir / "journal.jsonl").string();  // written by generate runs only
+  if (c.resume && c.mode == RunMode::Generate && !fs::exists(c.journal))
+    fail_input("--resume {}: no journal.jsonl there (only --mode generate runs write one)", f.resume);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) fail_input("--out {}: cannot create directory: {}", out_dir.string(), ec.message());
@@ -125,6 +137,49 @@ int execute(RunFlags& f) {
 }
 
 }  // namespace
+
+std::vector<std::string> expand_resume(const std::vector<std::string>& args) {
+  if (args.size() < 2 || args[1] != "run") return args;
+  // What was given besides --resume DIR: settings that leave the tokens as they are (--device is
+  // in the journal's fingerprint), which replace the recorded ones.
+  std::string dir;
+  std::vector<std::string> given, replaced = {"--out", "-o", "--resume"};
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool valued = a.find('=') == std::string::npos && i + 1 < args.size();
+    const std::string name = a.substr(0, a.find('='));
+    if (name == "--resume") {
+      dir = a.find('=') != std::string::npos ? a.substr(a.find('=') + 1) : valued ? args[++i] : "";
+    } else if (a == "-q" || a == "--quiet") {
+      given.push_back(a);
+      replaced.insert(replaced.end(), {"-q", "--quiet"});
+    } else if (name == "--batch" || name == "--threads" || name == "--format" || name == "--device") {
+      given.push_back(a);
+      if (valued) given.push_back(args[++i]);
+      replaced.push_back(name);
+    } else {
+      return args;  // other flags: the command line as given, checked against the journal
+    }
+  }
+  if (dir.empty()) return args;
+  const std::vector<std::string> recorded = journal_command_line((fs::path(dir) / "journal.jsonl").string());
+  std::vector<std::string> out(args.begin(), args.begin() + 2);
+  for (size_t i = 2; i < recorded.size(); ++i) {
+    const std::string& a = recorded[i];
+    const std::string name = a.rfind("-o", 0) == 0 && a.size() > 2 && a[2] != '-' ? "-o=" : a.substr(0, a.find('='));
+    if (name == "-o=") continue;  // -oDIR
+    if (std::find(replaced.begin(), replaced.end(), name) == replaced.end()) {
+      out.push_back(a);
+      continue;
+    }
+    const bool flag = name == "-q" || name == "--quiet";
+    if (!flag && a.find('=') == std::string::npos) ++i;  // and its value
+  }
+  out.push_back("--resume");
+  out.push_back(dir);
+  out.insert(out.end(), given.begin(), given.end());
+  return out;
+}
 
 // The flags that tune one method; defaults follow shared/spec/triattention.md (HF research path).
 void add_method_options(CLI::App& cmd, RunFlags& f) {
@@ -215,6 +270,10 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--device", c.device, "auto | cpu | cuda[:N]")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");
+  cmd->add_option("--resume", f->resume,
+                  "continue the generate run whose output folder this is, from its journal (the same sequences and "
+                  "accuracy as an uninterrupted run); alone (or with -q, --batch, --threads, --device, --format) it "
+                  "reruns the journal's command line");
   cmd->add_flag("--no-hash", f->no_hash, "skip the sha256 of model files");
   cmd->add_flag("--trace", c.trace,
                 "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "

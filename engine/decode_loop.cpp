@@ -177,8 +177,10 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   auto count = [&](int row) {
     ++status.tokens;
     if (!done[row]) return;
+    const SequenceOutcome& o = out.sequences[request_of[row]];
     ++status.finished;
-    status.finished_tokens += static_cast<int64_t>(out.sequences[request_of[row]].tokens.size());
+    status.finished_tokens += static_cast<int64_t>(o.tokens.size());
+    if (opt.on_finished) opt.on_finished(o);
   };
 
   // Gives `row` the next request and prefills it, in chunks; false when none is left.
@@ -212,8 +214,8 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     progress.assign(1, RowProgress{row, len, len, true});
     compress();
     consume(row, 0);
-    count(row);
     o.prefill_seconds = seconds_since(t0) - reference_seconds;
+    count(row);
     out.stats.prefill_seconds += o.prefill_seconds;
     out.stats.prefill_tokens += len;
     return true;

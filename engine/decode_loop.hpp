@@ -90,6 +90,9 @@ struct DecodeOptions {
   std::function<void(const std::string& sequence_id, const KeptEvent& event)> on_kept;
   // Called after every decode step and every finished sequence (progress display); may be empty.
   std::function<void(const DecodeProgress& progress)> on_progress;
+  // Called with every sequence that ended (not one cut short by `stop`), as it ends (the run's
+  // journal); may be empty.
+  std::function<void(const SequenceOutcome& sequence)> on_finished;
 };
 
 // In replay mode a budgeted method is run in lockstep with full attention: every step feeds the

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 
 #include <fmt/format.h>
 
+#include "build_info.hpp"
 #include "engine/cuda_calibration.hpp"
 #include "run/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
@@ -19,7 +21,7 @@
 #include "profiler/nvml_sampler.hpp"
 #include "profiler/trace.hpp"
 #include "util/errors.hpp"
-#include "run/gpu_session.hpp"
+#include "run/journal.hpp"
 #include "run/kept_log.hpp"
 #include "run/result.hpp"
 #include "run/steps_csv.hpp"
@@ -229,6 +231,12 @@ void check_run_config(const RunConfig& c) {
   if (c.samples < 1) fail_input("--samples {}: must be at least 1", c.samples);
   if (c.samples > 1 && c.mode != RunMode::Generate)
     fail_input("--samples {}: draws are for --mode generate (replay and throughput feed given tokens)", c.samples);
+  if (c.resume && c.mode != RunMode::Generate)
+    fail_input("--resume: only --mode generate runs keep a journal (replay and throughput are rerun)");
+  if (c.resume && (c.warmup > 0 || c.repeat > 1))
+    fail_input("--resume: the journal keeps one measured repetition; drop --warmup and --repeat");
+  if (c.resume && !c.dump_kept.empty())
+    fail_input("--resume: the journalled sequences' kept positions were not recorded; drop --dump-kept");
 }
 
 // Every (method, budget) of the run, checked before anything is loaded. TriAttention's statistics
@@ -374,17 +382,23 @@ void calibrate_on_run_tokens(const Model& model, const std::vector<DecodeRequest
 
 // The warm-up and measured repetitions of one (method, budget). A runtime failure is recorded in
 // `failure` and ends the run; what was measured stays.
-MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& requests, DecodeOptions opt,
-                         const PolicyConfig& p, int warmup, int repeat, GpuObservers& gpu, KeptLog* kept,
-                         ProgressReporter& reporter, std::string& failure) {
+// What a (method, budget) run is, before anything is measured.
+MethodRun describe_run(const PolicyConfig& p, int batch, size_t requests, int warmup) {
   MethodRun run;
-  run.batch = std::min<int>(opt.batch_size, static_cast<int>(requests.size()));
+  run.batch = std::min<int>(batch, static_cast<int>(requests));
   run.name = run_name(p);
   run.method = p.method;
   run.budget = p.budget;
   run.divide_length = p.budget > 0 ? p.divide_length : 0;
   run.parameters = method_parameters(p);
   run.warmup = warmup;
+  return run;
+}
+
+MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& requests, DecodeOptions opt,
+                         const PolicyConfig& p, int warmup, int repeat, GpuObservers& gpu, KeptLog* kept,
+                         RunJournal* journal, ProgressReporter& reporter, std::string& failure) {
+  MethodRun run = describe_run(p, opt.batch_size, requests.size(), warmup);
   opt.policy = p;
   const profiler::RunRange nvtx_run(run.name);
   int max_tokens = 0;
@@ -398,6 +412,9 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
       opt.on_kept = nullptr;
       if (kept && rep == warmup)
         opt.on_kept = [&](const std::string& id, const KeptEvent& e) { kept->write(run.name, p, id, e); };
+      opt.on_finished = nullptr;
+      if (journal && rep == warmup)
+        opt.on_finished = [&](const SequenceOutcome& o) { journal->record_sequence(run.name, o); };
       DecodeOutput out = run_decode(model, requests, opt);
       reporter.end();
       std::vector<profiler::Event> events = profiler::take_events();
@@ -417,7 +434,66 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
     failure = e.what();
   }
   run.peak_rss_bytes = peak_rss_bytes();
+  run.timed_sequences = static_cast<int>(run.output.sequences.size());
   return run;
+}
+
+// What determines a generate run's tokens (run/journal.hpp): a resumed run must match it. Paths
+// are left out (a model or workload may be reached another way); their sha256 are in.
+nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const Workload& w,
+                               const std::vector<PolicyConfig>& policies) {
+  nlohmann::json m = model_to_json(model, h.settings.compute_dtype);
+  m.erase("source");
+  for (nlohmann::json& f : m["files"]) f.erase("path");
+  nlohmann::json runs = nlohmann::json::array();
+  for (const PolicyConfig& p : policies) runs.push_back({{"name", run_name(p)}, {"parameters", method_parameters(p)}});
+  std::string device = "cpu";
+  if (const std::optional<int> index = cuda_device_index(h.settings.device))
+    for (const GpuInfo& g : h.gpus.gpus)
+      if (g.index == *index) device = g.name;
+  const SamplingParams& s = h.settings.sampling;
+  return {{"kvbench", build::kGitCommit},
+          {"model", m},
+          {"workload", {{"format", w.format}, {"sha256", w.sha256}, {"items", w.items.size()},
+                        {"source", w.sha256.empty() ? w.source : ""}}},
+          {"device", device},
+          {"settings", {{"max_new_tokens", h.settings.max_new_tokens}, {"temperature", s.temperature},
+                        {"top_p", s.top_p}, {"top_k", s.top_k}, {"min_p", s.min_p}, {"seed", s.seed},
+                        {"samples", h.settings.samples}}},
+          {"runs", runs}};
+}
+
+// A run the journal holds in part: the requests still to decode. Each journalled sequence must be
+// one of this run's requests, fed the same prompt.
+std::vector<DecodeRequest> pending_requests(const std::vector<DecodeRequest>& requests, const JournalRun& before,
+                                            const std::string& run, const std::string& journal) {
+  std::vector<DecodeRequest> pending;
+  size_t matched = 0;
+  for (const DecodeRequest& r : requests) {
+    const auto it = before.sequences.find({r.item, r.draw});
+    if (it == before.sequences.end()) {
+      pending.push_back(r);
+      continue;
+    }
+    if (it->second.prompt != r.prompt)
+      fail_input("--resume: {}: {} of {} was fed another prompt than this run builds", journal, r.id, run);
+    ++matched;
+  }
+  if (matched != before.sequences.size()) fail_input("--resume: {}: {} holds sequences this run does not have", journal, run);
+  return pending;
+}
+
+// A run with sequences from the journal: those and the ones just decoded, in request order.
+void merge_journalled(MethodRun& run, const std::vector<DecodeRequest>& requests, const JournalRun& before) {
+  std::map<std::pair<int, int>, SequenceOutcome> decoded;
+  for (SequenceOutcome& o : run.output.sequences) decoded[{o.item, o.draw}] = std::move(o);
+  run.output.sequences.clear();
+  for (const DecodeRequest& r : requests) {
+    const std::pair<int, int> key{r.item, r.draw};
+    if (const auto it = before.sequences.find(key); it != before.sequences.end()) run.output.sequences.push_back(it->second);
+    else if (const auto jt = decoded.find(key); jt != decoded.end()) run.output.sequences.push_back(std::move(jt->second));
+  }
+  run.from_journal = static_cast<int>(before.sequences.size());
 }
 
 }  // namespace
@@ -473,19 +549,54 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (result.failure.empty())
     for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_method(p, model.config).get());
 
+  std::optional<RunJournal> journal;
+  if (!c.journal.empty() && c.mode == RunMode::Generate && result.failure.empty()) {
+    const nlohmann::json fingerprint = run_fingerprint(header, model, workload, policies);
+    journal.emplace(c.resume ? RunJournal::resume(c.journal, fingerprint)
+                             : RunJournal::create(c.journal, c.command_line, fingerprint));
+  }
+
   ProgressReporter reporter(c.progress);
   profiler::enable(c.trace);
   GpuObservers gpu = start_gpu_observers(header, c.trace, progress);  // after enable: CUPTI reads its clock
   for (size_t pi = 0; pi < policies.size() && !result.interrupted && result.failure.empty(); ++pi) {
     const PolicyConfig& p = policies[pi];
     opt.batch_size = batch_of(pi);
+    const std::string name = run_name(p);
+    static const JournalRun kNothing;
+    const JournalRun& before = journal ? journal->previous(name) : kNothing;
     const std::vector<DecodeRequest> run_requests =
-        c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size) : requests;
-    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}", run_requests.size(), method_name(p.method),
-                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), opt.batch_size));
-    runs.push_back(
-        measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr, reporter, result.failure));
-    result.interrupted = runs.back().output.interrupted;
+        c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size)
+        : before.sequences.empty()    ? requests
+                                      : pending_requests(requests, before, name, c.journal);
+    if (run_requests.empty()) {  // every sequence finished in an earlier session: nothing to decode
+      MethodRun run = describe_run(p, opt.batch_size, requests.size(), warmup);
+      if (before.complete) {
+        run.output.stats = before.complete->stats;
+        if (before.complete->timed_sequences > 0) run.repetitions = {before.complete->stats};
+        run.peak_rss_bytes = before.complete->peak_rss_bytes;
+        run.timed_sequences = before.complete->timed_sequences;
+      } else if (journal) {  // it ended before it could say so: no timings
+        journal->record_complete(name, {run.output.stats, 0, 0});
+      }
+      merge_journalled(run, requests, before);
+      progress(fmt::format("{}: all {} sequence(s) from the journal", name, requests.size()));
+      runs.push_back(std::move(run));
+      continue;
+    }
+    progress(fmt::format("decoding {} sequence(s) with {}{}, mode {}, batch {}{}", run_requests.size(), method_name(p.method),
+                         p.budget > 0 ? fmt::format(" at budget {}", p.budget) : "", to_string(c.mode), opt.batch_size,
+                         before.sequences.empty() ? "" : fmt::format(" ({} from the journal)", before.sequences.size())));
+    MethodRun run = measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr,
+                                   journal ? &*journal : nullptr, reporter, result.failure);
+    if (!before.sequences.empty()) {
+      merge_journalled(run, requests, before);
+      run.batch = std::min<int>(opt.batch_size, static_cast<int>(requests.size()));
+    }
+    result.interrupted = run.output.interrupted;
+    if (journal && !run.output.interrupted && result.failure.empty())
+      journal->record_complete(name, {run.output.stats, run.peak_rss_bytes, run.timed_sequences});
+    runs.push_back(std::move(run));
   }
   finish_gpu_observers(gpu, header, progress);
   if (kept) kept->finish();

@@ -46,6 +46,10 @@ struct RunConfig {
   bool hash_files = true;
   bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace
   std::string dump_kept;          // JSONL of the positions kept at every compression event (--dump-kept)
+  // Generate mode: the journal of finished sequences (run/journal.hpp); empty: none. With
+  // `resume`, the journal an earlier run left there is read and continued (--resume).
+  std::string journal;
+  bool resume = false;
   ProgressStyle progress = ProgressStyle::None;  // the decoding's progress on stderr
   std::vector<std::string> command_line;
 };

@@ -283,6 +283,9 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
           {"batch", run.batch},
           {"parameters", run.parameters},
           {"interrupted", run.output.interrupted},
+          {"resumed", run.from_journal > 0 ? json{{"sequences_from_journal", run.from_journal},
+                                                 {"timed_sequences", run.timed_sequences}}
+                                           : json(nullptr)},
           {"measurements", measurements},
           {"sequences", sequences}};
 }

@@ -44,6 +44,10 @@ struct MethodRun {
   std::vector<profiler::Event> events;   // host phase ranges of the measured repetitions (--trace)
   std::optional<profiler::GpuRunTrace> gpu;  // CUPTI records of the measured repetitions (--trace on a GPU)
   uint64_t peak_rss_bytes = 0;
+  // --resume: sequences taken from the journal rather than decoded by this process, and how many
+  // sequences the timings, compression counts and KV peak cover.
+  int from_journal = 0;
+  int timed_sequences = 0;
 };
 
 struct ResultHeader {

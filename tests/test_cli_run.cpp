@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -272,6 +273,104 @@ TEST(CliRun, DrawsAreTheSameWhateverTheBatchAndGiveAvgAtN) {
   EXPECT_EQ(a["runs"][0]["measurements"]["decode"]["mean_running_rows"], 1.0);
   EXPECT_TRUE(a["runs"][1]["measurements"]["accuracy"].contains("vs_full"));
   EXPECT_EQ(run_kvbench("run -q --mode replay --samples 2 --out " + (dir / "x").string()).exit_code, 2);
+}
+
+// The lines of a file, each with its newline.
+std::vector<std::string> file_lines(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
+  return lines;
+}
+
+// What a generate run decided, sequence by sequence and run by run: tokens, how each ended, its
+// grade, and the accuracy block (timings left out: they differ between sessions).
+nlohmann::json decisions(const nlohmann::json& result) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& run : result["runs"]) {
+    nlohmann::json seqs = nlohmann::json::array();
+    for (const auto& s : run["sequences"])
+      seqs.push_back({s["id"], s["item"], s["draw"], s["token_ids"], s["stop_reason"], s["grade"]});
+    nlohmann::json acc = run["measurements"]["accuracy"];
+    acc.erase("seconds_per_correct");
+    out.push_back({run["method"], run["budget"], seqs, acc,
+                   run["measurements"]["memory"]["kv_bytes_per_sequence_mean"],
+                   run["measurements"]["memory"]["kv_bytes_per_sequence_peak"]});
+  }
+  return out;
+}
+
+// Draws are seeded per (seed, item, draw) and finished sequences are journalled: batch 1, batch 3
+// (continuous batching) and a run cut short at any point, then resumed, decide the same tokens.
+// A cut journal is what a crash leaves on disk: whole lines, then perhaps half of one.
+TEST(CliRun, ResumedRunsDecideWhatUninterruptedOnesDo) {
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  TempDir dir;
+  std::ofstream(dir / "q.jsonl") << "{\"id\": \"a\", \"prompt\": \"Once upon a time\", \"answer\": \"Lily\"}\n"
+                                  << "{\"id\": \"b\", \"prompt\": \"The dog ran\", \"answer\": \"park\"}\n";
+  const std::string common = "run -q --mode generate -m " + bin.string() +
+                             " --method full,streaming,h2o --budget 16 --divide-length 8 -n 48 --temperature 0.8 "
+                             "--samples 4 -w " + (dir / "q.jsonl").string() + " ";
+  ASSERT_EQ(run_kvbench(common + "--batch 1 -o " + (dir / "b1").string()).exit_code, 0);
+  ASSERT_EQ(run_kvbench(common + "--batch 3 -o " + (dir / "b3").string()).exit_code, 0);
+  const nlohmann::json reference = decisions(read_result(dir / "b1"));
+  EXPECT_EQ(decisions(read_result(dir / "b3")), reference);
+  ASSERT_EQ(reference[0][2].size(), 8u);
+
+  // header, 8 sequences and a completion line per run
+  const std::vector<std::string> lines = file_lines(dir / "b1" / "journal.jsonl");
+  ASSERT_EQ(lines.size(), 1u + 3 * 9);
+  for (size_t cut : {1ul, 5ul, 9ul, 10ul, 11ul, lines.size() - 1, lines.size()}) {
+    const auto resumed = dir / ("cut" + std::to_string(cut));
+    std::filesystem::create_directories(resumed);
+    std::ofstream journal(resumed / "journal.jsonl");
+    for (size_t i = 0; i < cut; ++i) journal << lines[i];
+    if (cut < lines.size()) journal << lines[cut].substr(0, lines[cut].size() / 2);  // torn mid-write
+    journal.close();
+    // --resume alone reruns the journal's command line, here with another batch size.
+    const CommandResult r = run_kvbench("run --resume " + resumed.string() + " --batch 2 -q");
+    ASSERT_EQ(r.exit_code, 0) << "cut " << cut << ": " << r.output;
+    const nlohmann::json doc = read_result(resumed);
+    EXPECT_EQ(doc["status"], "complete");
+    EXPECT_EQ(decisions(doc), reference) << "cut after line " << cut;
+    // Sequences before the cut came from the journal, and the run says so.
+    const int first_run_journalled = static_cast<int>(std::min<size_t>(cut - 1, 8));
+    if (first_run_journalled > 0) EXPECT_EQ(doc["runs"][0]["resumed"]["sequences_from_journal"], first_run_journalled);
+    else EXPECT_TRUE(doc["runs"][0]["resumed"].is_null());
+  }
+  // The same flags again, with --resume: accepted; a run with other draws: refused, naming them.
+  const auto again = run_kvbench(common + "--batch 1 --resume " + (dir / "b1").string());
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(decisions(read_result(dir / "b1")), reference);
+  const std::string other = std::regex_replace(common, std::regex("--samples 4"), "--samples 2");
+  const auto refused = run_kvbench(other + "--resume " + (dir / "b1").string());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(error_line(refused.output).find("settings.samples: 4 vs 2"), std::string::npos) << refused.output;
+}
+
+TEST(CliRun, ResumeRefusesWhatItCannotContinue) {
+  TempDir dir;
+  const std::string common = "run -q --mode generate --method full -n 8 ";
+  ASSERT_EQ(run_kvbench(common + "-o " + (dir / "a").string()).exit_code, 0);
+  std::vector<std::string> lines = file_lines(dir / "a" / "journal.jsonl");
+  ASSERT_GE(lines.size(), 3u);
+  lines[2] = "{\"run\": \"full\", \"sequence\": {\"id\": 3}}\n";  // not a sequence
+  std::ofstream bad(dir / "a" / "journal.jsonl");
+  for (const std::string& l : lines) bad << l;
+  bad.close();
+  struct Case {
+    std::string args, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"run -q --resume " + (dir / "a").string(), "journal.jsonl line 3: not a journal entry"},
+           {"run -q --resume " + (dir / "none").string(), "none/journal.jsonl"},
+           {"run -q --mode replay --resume " + (dir / "a").string(), "--resume: only --mode generate"},
+           {common + "--resume " + (dir / "a").string() + " -o " + (dir / "b").string(), "drop --out"},
+       }) {
+    const CommandResult r = run_kvbench(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args << ": " << r.output;
+    EXPECT_NE(error_line(r.output).find(c.expect), std::string::npos) << c.args << ": " << r.output;
+  }
 }
 
 // A model's generation_config.json supplies the sampling a flag does not, and the result says so.
