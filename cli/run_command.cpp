@@ -4,12 +4,15 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/commands.hpp"
 #include "run/benchmark.hpp"
 #include "run/journal.hpp"
+#include "run/presets.hpp"
 #include "reports/json_file.hpp"
 #include "reports/report.hpp"
 #include "reports/table.hpp"
@@ -32,6 +35,8 @@ void on_interrupt(int) {
 
 struct RunFlags {
   RunConfig config;
+  CLI::App* command = nullptr;
+  std::string preset;
   std::string mode = "replay";
   std::string tri_mode = "per-head";
   std::string tri_aggregation = "mean";
@@ -55,8 +60,39 @@ fs::path default_out_dir() {
   return p;
 }
 
+// --preset: each of its flags the command line did not give is applied as if given; the result
+// records what the preset set and what the flags overrode.
+void apply_preset(RunFlags& f, std::function<void(const std::string&)> say) {
+  const Preset& preset = find_preset(f.preset);
+  nlohmann::json set = nlohmann::json::object(), overridden = nlohmann::json::object();
+  std::string shown;
+  for (const auto& [flag, value] : preset.flags) {
+    CLI::Option* option = f.command->get_option(flag);
+    if (option->count() > 0) {
+      overridden[flag] = fmt::format("{}", fmt::join(option->results(), ","));
+      continue;
+    }
+    option->add_result(value);
+    option->run_callback();
+    set[flag] = value;
+    shown += fmt::format(" {} {}", flag, value);
+  }
+  f.config.top_k_when_unshipped = preset.top_k_when_unshipped;
+  f.config.preset = {{"name", preset.name}, {"summary", preset.summary}, {"set", set}, {"overridden", overridden}};
+  say(fmt::format("preset {} ({}):{}{}", preset.name, preset.summary, shown,
+                  overridden.empty() ? "" : fmt::format("; given flags win: {}", overridden.dump())));
+}
+
 int execute(RunFlags& f) {
   RunConfig& c = f.config;
+  auto progress = [&f](const std::string& line) {
+    if (!f.quiet) std::fprintf(stderr, "kvbench: %s\n", line.c_str());
+  };
+  std::set<std::string> preset_set;
+  if (!f.preset.empty()) {
+    apply_preset(f, progress);
+    for (const auto& [flag, value] : c.preset["set"].items()) preset_set.insert(flag);
+  }
   if (f.mode == "generate") c.mode = RunMode::Generate;
   else if (f.mode == "replay") c.mode = RunMode::Replay;
   else if (f.mode == "throughput") c.mode = RunMode::Throughput;
@@ -73,7 +109,11 @@ int execute(RunFlags& f) {
     if (used != f.batch.size() || c.batch_size <= 0)
       fail_input("--batch {}: expected a positive number of sequences or auto", f.batch);
   }
-  c.sampling_given = {f.temperature->count() > 0, f.top_p->count() > 0, f.top_k->count() > 0, f.min_p->count() > 0};
+  auto source = [&](const CLI::Option* o, const char* flag) -> std::string {
+    return preset_set.count(flag) ? "preset" : o->count() > 0 ? "flag" : "";
+  };
+  c.sampling_given = {source(f.temperature, "--temperature"), source(f.top_p, "--top-p"), source(f.top_k, "--top-k"),
+                      source(f.min_p, "--min-p")};
   c.methods.clear();
   for (const std::string& name : f.methods) c.methods.push_back(parse_method(name));
   if (!f.trigger.empty()) c.method_options.trigger = parse_trigger(f.trigger);
@@ -106,9 +146,6 @@ int execute(RunFlags& f) {
   fs::create_directories(out_dir, ec);
   if (ec) fail_input("--out {}: cannot create directory: {}", out_dir.string(), ec.message());
 
-  auto progress = [&f](const std::string& line) {
-    if (!f.quiet) std::fprintf(stderr, "kvbench: %s\n", line.c_str());
-  };
   std::signal(SIGINT, on_interrupt);
   BenchmarkResult r = run_benchmark(c, &g_stop, progress);
   const fs::path result_path = out_dir / "result.json";
@@ -181,6 +218,18 @@ std::vector<std::string> expand_resume(const std::vector<std::string>& args) {
   return out;
 }
 
+void add_prompt_options(CLI::App& cmd, PromptSettings& p) {
+  cmd.add_option("--prompt-template", p.prompt_template,
+                 "how items become prompts: chat (the model's chat template; the default when it has one) | plain "
+                 "(the text as is; the default otherwise) | " + named_prompt_names() +
+                     " (the TriAttention paper's prompt, plain or in the chat template) | FILE (a .jinja template "
+                     "or a tokenizer_config.json)");
+  cmd.add_option("--system-prompt", p.system_prompt, "chat templates: a system message before the item");
+  cmd.add_option("--template-var", p.template_vars,
+                 "chat templates: KEY=VALUE passed to the template (repeatable; VALUE read as JSON when it is, e.g. "
+                 "enable_thinking=false)");
+}
+
 // The flags that tune one method; defaults follow shared/spec/triattention.md (HF research path).
 void add_method_options(CLI::App& cmd, RunFlags& f) {
   PolicyConfig& p = f.config.method_options;
@@ -215,7 +264,11 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   auto f = std::make_shared<RunFlags>();
   f->config.command_line = argv;
   CLI::App* cmd = app.add_subcommand("run", "run a benchmark: model x workload -> result.json + table");
+  f->command = cmd;
   RunConfig& c = f->config;
+  cmd->add_option("--preset", f->preset,
+                  "a published protocol's settings (aime24, aime25, math500, dfs: prompt, draws, length caps, "
+                  "sampling, methods and budget of the TriAttention paper); flags given explicitly win");
   cmd->add_option("--model,-m", c.model,
                   "model: llama2.c .bin, .gguf, Hugging Face folder, or synthetic:<preset>[,seed=N] "
                   "(presets: tiny, qwen3-0.6b, qwen3-8b, llama3-8b, qwen2-7b)")
@@ -225,6 +278,8 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--workload,-w", c.workload,
                   "workload: JSONL (docs/workloads.md), a recorded R1 trace (.msgpack[.gz]), a DFS set, or "
                   "builtin:stories (default)");
+  cmd->add_option("--limit", c.limit, "the workload's first N items only (0: every item)");
+  add_prompt_options(*cmd, c.prompt_settings);
   cmd->add_option("--mode", f->mode,
                   "replay (every method teacher-forced through the same tokens, compared with full attention) | "
                   "generate (each method decodes on its own; answers graded) | throughput (a batch fed its "
@@ -232,6 +287,10 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
       ->capture_default_str();
   cmd->add_option("--max-new-tokens,-n,--gen-len", c.max_new_tokens,
                   "new tokens per sequence (replay: cap on replayed tokens; throughput: synthetic trace length)")
+      ->capture_default_str();
+  cmd->add_option("--max-length", c.max_length,
+                  "cap on prompt + new tokens per sequence, as Hugging Face's max_length (the paper's protocol: "
+                  "32768 for AIME); 0: none")
       ->capture_default_str();
   f->temperature = cmd->add_option("--temperature", c.sampling.temperature,
                                    "sampling temperature; 0 = greedy (default: the model's generation_config.json, else 0)")

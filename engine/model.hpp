@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/model_config.hpp"
+#include "formats/chat_template_source.hpp"
 #include "engine/tokenizer.hpp"
 #include "engine/weights.hpp"
 
@@ -44,6 +45,7 @@ struct Model {
   std::unique_ptr<Tokenizer> tokenizer;
   ModelInfo info;
   GenerationDefaults generation;
+  ChatTemplateSource chat_template;  // empty text when the model ships none
 };
 
 // Whether `token` ends a generation: the config's EOS, a stop token of the generation defaults,
@@ -57,6 +59,7 @@ struct LoadOptions {
   int64_t kv_slots = 0;        // KV-cache slots per (layer, kv-head) the run will hold, all sequences together
   uint64_t available_bytes = 0;  // 0 = read MemAvailable from /proc/meminfo
   bool config_only = false;      // validate the file and read its config; no weights, no tokenizer
+  bool skip_weights = false;     // config, tokenizer, chat template and generation config only (kvbench prompt)
 };
 
 // Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +

@@ -17,6 +17,9 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int>& ids, bool render_special = false) const = 0;
   virtual int vocab_size() const = 0;
   virtual std::string kind() const = 0;  // e.g. "llama2c-spm", "gguf-llama", "hf-bpe", "bytes"
+  // Whether encode() turns the text of special tokens (<|im_start|>, <｜User｜>) into their ids,
+  // as a rendered chat template needs.
+  virtual bool reads_special_tokens() const { return false; }
   int bos_id() const { return bos_id_; }
   int eos_id() const { return eos_id_; }
   // Whether prompts start with BOS (llama2.c and GGUF llama: yes; Qwen: no).

@@ -31,13 +31,6 @@ namespace kvb {
 
 namespace {
 
-Workload resolve_workload(const RunConfig& c) {
-  if (!c.prompt.empty()) return single_prompt_workload(c.prompt);
-  if (c.workload.empty()) return builtin_workload("stories");
-  if (c.workload.rfind("builtin:", 0) == 0) return builtin_workload(c.workload.substr(8));
-  return load_workload(c.workload);
-}
-
 // Picks the compute device: "cpu" or "cuda:N". auto takes GPU 0 when one answers (and the build
 // has the CUDA backend) and says which it took; naming a GPU that does not answer is an error,
 // never a silent CPU run.
@@ -82,11 +75,13 @@ std::vector<DecodeRequest> fill_batch(const std::vector<DecodeRequest>& requests
   return out;
 }
 
-// An upper bound on an item's prompt length in tokens before the tokenizer is loaded (every
-// supported tokenizer emits at most one token per byte, plus BOS and a dummy prefix).
-int64_t prompt_token_bound(const WorkloadItem& item) {
-  return item.prompt_ids.empty() ? static_cast<int64_t>(item.prompt_text.size()) + 2
-                                 : static_cast<int64_t>(item.prompt_ids.size());
+// An estimate of an item's prompt length in tokens before the tokenizer is loaded, for the
+// memory check: every supported tokenizer emits at most one token per byte, plus BOS and a dummy
+// prefix; a chat template or named prompt adds its own text (allowed for here up to 1024 tokens).
+int64_t prompt_token_bound(const WorkloadItem& item, const RunConfig& c) {
+  if (!item.prompt_ids.empty()) return static_cast<int64_t>(item.prompt_ids.size());
+  const bool wrapped = !item.prompt_rendered && c.prompt_settings.prompt_template != "plain";
+  return static_cast<int64_t>(item.prompt_text.size()) + 2 + (wrapped ? 1024 : 0);
 }
 
 int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
@@ -99,7 +94,8 @@ int64_t steps_bound(const WorkloadItem& item, const RunConfig& c) {
 // One request per (item, draw): with --samples N, draw d of item i is "<id>#d" for d > 0, and its
 // sampler's stream is (d, i), so a draw's tokens depend on neither the batch, the order nor the
 // device (draw 0 of item i has stream i: the same tokens as a run without draws).
-std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const RunConfig& c) {
+std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, const PromptBuilder& prompts,
+                                        const RunConfig& c) {
   std::vector<DecodeRequest> out;
   for (size_t index = 0; index < w.items.size(); ++index) {
     const WorkloadItem& item = w.items[index];
@@ -107,8 +103,13 @@ std::vector<DecodeRequest> make_requests(const Workload& w, const Model& m, cons
     r.id = item.id;
     r.item = static_cast<int>(index);
     r.stream = static_cast<int64_t>(index);
-    r.prompt = !item.prompt_ids.empty() ? item.prompt_ids : m.tokenizer->encode_prompt(item.prompt_text);
+    r.prompt = prompts.ids(item);
     r.max_new_tokens = item.max_new_tokens > 0 ? item.max_new_tokens : c.max_new_tokens;
+    if (c.max_length > 0) {  // the cap counts the prompt, as Hugging Face's max_length does
+      if (static_cast<int64_t>(r.prompt.size()) >= c.max_length)
+        fail_input("--max-length {}: sequence {} has a prompt of {} tokens", c.max_length, r.id, r.prompt.size());
+      r.max_new_tokens = std::min(r.max_new_tokens, c.max_length - static_cast<int>(r.prompt.size()));
+    }
     if (c.mode != RunMode::Generate) {
       r.forced = !item.continuation_ids.empty() ? item.continuation_ids : m.tokenizer->encode(item.continuation_text);
       // --max-new-tokens caps how much of a recorded trace is replayed.
@@ -193,25 +194,29 @@ void append_gpu_records(std::optional<profiler::GpuRunTrace>& to, profiler::GpuR
 }
 
 
-// The run's sampling: each setting from its flag when given, else from the model's
-// generation_config.json when it says (do_sample false: greedy), else kvbench's default; the
-// sources say which, setting by setting.
+// The run's sampling: each setting from its flag (or preset) when given, else from the model's
+// generation_config.json when it says (do_sample false: greedy), else kvbench's default (a
+// preset's top-k stands in for transformers' default); the sources say which, setting by setting.
 SamplingParams resolve_sampling(const RunConfig& c, const GenerationDefaults& g, nlohmann::json& sources) {
   SamplingParams p = c.sampling;
-  auto pick = [&](const char* name, bool given, auto& value, const auto& shipped) {
-    if (given) sources[name] = "flag";
+  auto pick = [&](const char* name, const std::string& given, auto& value, const auto& shipped) {
+    if (!given.empty()) sources[name] = given;
     else if (shipped) {
       value = *shipped;
       sources[name] = "generation_config.json";
     } else sources[name] = "default";
   };
   pick("temperature", c.sampling_given.temperature, p.temperature, g.temperature);
-  if (!c.sampling_given.temperature && g.do_sample && !*g.do_sample) {
+  if (c.sampling_given.temperature.empty() && g.do_sample && !*g.do_sample) {
     p.temperature = 0.0f;  // the model ships greedy decoding
     sources["temperature"] = "generation_config.json";
   }
   pick("top_p", c.sampling_given.top_p, p.top_p, g.top_p);
   pick("top_k", c.sampling_given.top_k, p.top_k, g.top_k);
+  if (sources["top_k"] == "default" && c.top_k_when_unshipped) {
+    p.top_k = *c.top_k_when_unshipped;
+    sources["top_k"] = "preset (transformers' default)";
+  }
   pick("min_p", c.sampling_given.min_p, p.min_p, g.min_p);
   return p;
 }
@@ -219,6 +224,8 @@ SamplingParams resolve_sampling(const RunConfig& c, const GenerationDefaults& g,
 // Flags that need nothing loaded.
 void check_run_config(const RunConfig& c) {
   if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
+  if (c.limit < 0) fail_input("--limit {}: must be >= 0 (0: every item)", c.limit);
+  if (c.max_length < 0) fail_input("--max-length {}: must be a positive integer (0: no cap)", c.max_length);
   if (c.batch_size < 0) fail_input("--batch {}: must be a positive integer or auto", c.batch_size);
   if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
   if (!(c.sampling.top_p > 0.0f && c.sampling.top_p <= 1.0f)) fail_input("--top-p {}: must be in (0, 1]", c.sampling.top_p);
@@ -281,8 +288,10 @@ ResultHeader make_header(const RunConfig& c, const std::function<void(const std:
   header.settings.threads = cpu::ThreadPool::instance().threads();
   header.settings.mode = c.mode;
   header.settings.max_new_tokens = c.max_new_tokens;
+  header.settings.max_length = c.max_length;
   header.settings.sampling = c.sampling;
   header.settings.samples = c.samples;
+  header.settings.preset = c.preset;
   header.settings.batch_size = c.batch_size;
   if (header.settings.device == "cpu" && c.batch_size == 0)
     fail_input("--batch auto: sizes the batch to the GPU's memory; on the CPU give a number of sequences");
@@ -296,7 +305,7 @@ Model load_run_model(const RunConfig& c, const Workload& workload, bool on_gpu,
                      const std::function<void(const std::string&)>& progress) {
   int64_t per_sequence = 1;
   for (const WorkloadItem& item : workload.items)
-    per_sequence = std::max(per_sequence, prompt_token_bound(item) + steps_bound(item, c));
+    per_sequence = std::max(per_sequence, prompt_token_bound(item, c) + steps_bound(item, c));
   LoadOptions lo;
   lo.tokenizer_path = c.tokenizer;
   lo.hash_files = c.hash_files;
@@ -452,12 +461,16 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
     for (const GpuInfo& g : h.gpus.gpus)
       if (g.index == *index) device = g.name;
   const SamplingParams& s = h.settings.sampling;
+  nlohmann::json prompt = h.settings.prompt;
+  prompt.erase("clock");  // a date a template prints shows in the prompts, which are checked one by one
   return {{"kvbench", build::kGitCommit},
           {"model", m},
           {"workload", {{"format", w.format}, {"sha256", w.sha256}, {"items", w.items.size()},
                         {"source", w.sha256.empty() ? w.source : ""}}},
           {"device", device},
-          {"settings", {{"max_new_tokens", h.settings.max_new_tokens}, {"temperature", s.temperature},
+          {"prompt", prompt},
+          {"settings", {{"max_new_tokens", h.settings.max_new_tokens}, {"max_length", h.settings.max_length},
+                        {"temperature", s.temperature},
                         {"top_p", s.top_p}, {"top_k", s.top_k}, {"min_p", s.min_p}, {"seed", s.seed},
                         {"samples", h.settings.samples}}},
           {"runs", runs}};
@@ -511,9 +524,12 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
 
   ResultHeader header = make_header(c, progress);
   const bool on_gpu = header.settings.device != "cpu";
-  Workload workload = resolve_workload(c);
+  Workload workload = resolve_workload(c.prompt, c.workload);
+  if (c.limit > 0 && workload.items.size() > size_t(c.limit)) workload.items.resize(c.limit);
   Model model = load_run_model(c, workload, on_gpu, progress);
-  std::vector<DecodeRequest> requests = make_requests(workload, model, c);
+  const PromptBuilder prompts(c.prompt_settings, model);
+  header.settings.prompt = prompts.description();
+  std::vector<DecodeRequest> requests = make_requests(workload, model, prompts, c);
   header.settings.sampling = resolve_sampling(c, model.generation, header.settings.sampling_sources);
   if (c.mode == RunMode::Generate && !model.generation.source.empty())
     progress(fmt::format("sampling: temperature {}, top-p {}, top-k {}, min-p {} ({})", header.settings.sampling.temperature,

@@ -6,6 +6,7 @@
 // uses run/.
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "engine/methods/method.hpp"
 #include "engine/sampler.hpp"
 #include "run/progress.hpp"
+#include "run/prompt_builder.hpp"
 
 namespace kvb {
 
@@ -23,14 +25,19 @@ struct RunConfig {
   std::string tokenizer;          // llama2.c tokenizer override
   std::string prompt;             // a single prompt (wins over workload)
   std::string workload;           // file or builtin:<name>; empty = builtin:stories
+  int limit = 0;                  // the workload's first N items only; 0: all
   RunMode mode = RunMode::Replay;
   int max_new_tokens = 512;
+  int max_length = 0;             // cap on prompt + new tokens per sequence (Hugging Face's max_length); 0: none
+  PromptSettings prompt_settings; // how items become prompts (--prompt-template, --system-prompt, --template-var)
   SamplingParams sampling;        // the flags' values (or kvbench's defaults)
-  // Which sampling flags were given: the others come from the model's generation_config.json
-  // when it has one (recorded per setting in the result).
+  // Where each sampling setting given came from: "flag" or "preset" ("": not given); the others
+  // come from the model's generation_config.json when it has one (recorded per setting).
   struct SamplingGiven {
-    bool temperature = false, top_p = false, top_k = false, min_p = false;
+    std::string temperature, top_p, top_k, min_p;
   } sampling_given;
+  std::optional<int> top_k_when_unshipped;  // --preset: top-k when nothing else sets it (transformers' default)
+  nlohmann::json preset;          // --preset: {name, set, overridden} (settings.preset); null without one
   int samples = 1;                // generate: draws per item (--samples)
   int batch_size = 1;
   int warmup = -1;                // repetitions run first and discarded; -1 = 1 in throughput mode, else 0

@@ -20,6 +20,9 @@ namespace kvb {
 struct RunSettings {
   RunMode mode = RunMode::Generate;
   int max_new_tokens = 0;
+  int max_length = 0;  // 0: no cap on prompt + new tokens
+  nlohmann::json prompt;  // how prompts were built (PromptBuilder::description)
+  nlohmann::json preset;  // --preset {name, set, overridden}; null without one
   SamplingParams sampling;
   nlohmann::json sampling_sources = nlohmann::json::object();  // per setting: flag, generation_config.json or default
   int samples = 1;     // draws per item

@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -371,6 +372,67 @@ TEST(CliRun, ResumeRefusesWhatItCannotContinue) {
     EXPECT_EQ(r.exit_code, 2) << c.args << ": " << r.output;
     EXPECT_NE(error_line(r.output).find(c.expect), std::string::npos) << c.args << ": " << r.output;
   }
+}
+
+// --preset: the paper's protocol as flags; those given explicitly win, and the result says which.
+TEST(CliRun, PresetSetsThePapersProtocolAndGivenFlagsWin) {
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  KVB_REQUIRE_DATA(aime, "workloads/aime25/aime25.jsonl");
+  TempDir dir;
+  const CommandResult r = run_kvbench("run -q --preset aime25 -m " + bin.string() + " -w " + aime.string() +
+                                      " --limit 1 --stats self --max-length 512 --samples 2 --budget 256 "
+                                      "--divide-length 32 -o " + dir.path().string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json doc = read_result(dir.path());
+  const nlohmann::json& s = doc["settings"];
+  EXPECT_EQ(s["preset"]["name"], "aime25");
+  EXPECT_EQ(s["preset"]["set"]["--prompt-template"], "triattention");
+  EXPECT_EQ(s["preset"]["overridden"]["--samples"], "2");
+  EXPECT_EQ(s["samples"], 2);
+  EXPECT_EQ(s["max_length"], 512);
+  EXPECT_EQ(s["seed"], 888);
+  EXPECT_FLOAT_EQ(s["temperature"].get<float>(), 0.6f);
+  EXPECT_EQ(s["sampling_sources"]["temperature"], "preset");
+  EXPECT_EQ(s["top_k"], 50);  // the .bin ships no generation_config.json: transformers' default
+  EXPECT_EQ(s["prompt"]["template"], "triattention");
+  EXPECT_EQ(doc["runs"].size(), 4u);  // full, triattention, snapkv, rkv at the one budget
+  for (const auto& run : doc["runs"])
+    for (const auto& seq : run["sequences"])
+      EXPECT_LE(seq["prompt_tokens"].get<int>() + int(seq["token_ids"].size()), 512) << seq["id"];
+  const CommandResult unknown = run_kvbench("run -q --preset aime26 -o " + (dir / "x").string());
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(error_line(unknown.output).find("--preset aime26: expected one of aime24, aime25, math500, dfs"),
+            std::string::npos)
+      << unknown.output;
+}
+
+// kvbench prompt: what the model is fed, without weights.
+TEST(CliPrompt, PrintsEachItemsRenderedTextAndIds) {
+  KVB_REQUIRE_DATA(tokenizer, "models/qwen3-tokenizer");
+  KVB_REQUIRE_DATA(aime, "workloads/aime25/aime25.jsonl");
+  const CommandResult r = run_kvbench("prompt --tokenizer " + tokenizer.string() + " -w " + aime.string() +
+                                      " --limit 2 --json --template-var enable_thinking=false");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::vector<nlohmann::json> items;
+  for (std::string line; std::getline(lines, line);) items.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0]["id"], "0");
+  const std::string text = items[0]["text"];
+  EXPECT_EQ(text.rfind("<|im_start|>user\nFind the sum", 0), 0u) << text;
+  EXPECT_NE(text.find("<|im_start|>assistant\n<think>\n\n</think>\n\n"), std::string::npos) << text;
+  EXPECT_EQ(items[0]["token_ids"][0], 151644);
+  EXPECT_EQ(items[0]["tokens"], items[0]["token_ids"].size());
+  EXPECT_EQ(items[0]["prompt"]["template"], "chat");
+
+  KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
+  const CommandResult plain = run_kvbench("prompt -m " + bin.string() + " -p 'Once upon a time'");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("prompt template: plain"), std::string::npos) << plain.output;
+  const CommandResult chat = run_kvbench("prompt -m " + bin.string() + " -p x --prompt-template chat");
+  EXPECT_EQ(chat.exit_code, 2);
+  EXPECT_NE(error_line(chat.output).find("ships no chat template"), std::string::npos) << chat.output;
+  EXPECT_EQ(run_kvbench("prompt -w builtin:stories").exit_code, 2);  // neither -m nor --tokenizer
 }
 
 // A model's generation_config.json supplies the sampling a flag does not, and the result says so.

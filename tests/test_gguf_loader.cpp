@@ -258,6 +258,25 @@ TEST(GgufLoader, TinyLlamaRoundTrip) {
   EXPECT_EQ(m.tokenizer->encode("\n"), (std::vector<int>{3, 9}));
 }
 
+// tokenizer.chat_template is the model's chat template; the special tokens it prints are the
+// vocabulary's BOS and EOS texts. skip_weights (kvbench prompt) reads all that without tensors.
+TEST(GgufLoader, ChatTemplateAndSpecialTokensWithoutWeights) {
+  TempDir dir;
+  GgufWriter w = tiny_writer({});
+  w.set("tokenizer.chat_template", GgufValue::string("{{ bos_token }}{{ messages[0].content }}"));
+  w.write(dir / "chat.gguf");
+  LoadOptions o = quick_options();
+  o.skip_weights = true;
+  const Model m = load_gguf((dir / "chat.gguf").string(), o);
+  EXPECT_TRUE(m.weights.layers.empty());
+  ASSERT_NE(m.tokenizer, nullptr);
+  EXPECT_EQ(m.chat_template.text, "{{ bos_token }}{{ messages[0].content }}");
+  EXPECT_NE(m.chat_template.origin.find("tokenizer.chat_template"), std::string::npos);
+  EXPECT_EQ(m.chat_template.special_tokens.at("bos_token"), kSpmTokens[m.config.bos_id]);
+  EXPECT_EQ(m.chat_template.special_tokens.at("eos_token"), kSpmTokens[m.config.eos_id]);
+  EXPECT_TRUE(load_gguf((dir / "chat.gguf").string(), quick_options()).chat_template.text.size() > 0);
+}
+
 TEST(GgufLoader, GgufDimsAreReversedIntoRowMajorShape) {
   TempDir dir;
   GgufWriter w = tiny_writer({});

@@ -285,6 +285,38 @@ TEST(HfLoader, ReadsConfigAndIdentity) {
 }
 
 // generation_config.json: the sampling the model ships and its stop tokens, checked as read.
+// The chat template: tokenizer_config.json's string or "default" entry, chat_template.jinja
+// winning over both; the special-token texts as strings or AddedToken objects.
+TEST(HfLoader, ChatTemplateFromTokenizerConfigOrJinjaFile) {
+  TempDir dir;
+  const fs::path folder = dir / "chat";
+  write_hf_model(folder, llama());
+  EXPECT_TRUE(load_model(folder.string()).chat_template.text.empty());
+  write_text(folder / "tokenizer_config.json",
+             R"({"bos_token": {"content": "<s>", "__type": "AddedToken"}, "eos_token": "</s>", "unk_token": null,
+                 "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
+  Model m = load_model(folder.string());
+  EXPECT_EQ(m.chat_template.text, "D");
+  EXPECT_EQ(m.chat_template.special_tokens.at("bos_token"), "<s>");
+  EXPECT_EQ(m.chat_template.special_tokens.at("eos_token"), "</s>");
+  EXPECT_EQ(m.chat_template.special_tokens.count("unk_token"), 0u);
+  write_text(folder / "chat_template.jinja", "J");
+  m = load_model(folder.string());
+  EXPECT_EQ(m.chat_template.text, "J");
+  EXPECT_EQ(fs::path(m.chat_template.origin).filename(), "chat_template.jinja");
+  fs::remove(folder / "chat_template.jinja");
+  for (const char* bad : {R"({"chat_template": 3})", R"({"chat_template": [{"name": "tool_use", "template": "T"}]})",
+                          R"({"bos_token": 5})", R"({"chat_template": )"}) {
+    write_text(folder / "tokenizer_config.json", bad);
+    try {
+      load_model(folder.string());
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("tokenizer_config.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(HfLoader, GenerationConfigGivesSamplingDefaultsAndStopTokens) {
   TempDir dir;
   const fs::path folder = dir / "gen";

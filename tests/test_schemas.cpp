@@ -89,7 +89,10 @@ json minimal_result() {
                       {"gpu_telemetry", {{"sampled", false}, {"note", "not sampled: the run used the CPU"}}}}},
           {"model", json::object()},
           {"workload", {{"source", "builtin:stories"}, {"format", "builtin"}, {"sha256", ""}, {"sequences", 0}}},
-          {"settings", {{"mode", "replay"}, {"max_new_tokens", 1}, {"temperature", 0}, {"top_p", 1}, {"top_k", 0}, {"min_p", 0},
+          {"settings", {{"mode", "replay"}, {"max_new_tokens", 1}, {"max_length", nullptr},
+                        {"prompt", {{"template", "plain"}, {"add_generation_prompt", false}, {"template_vars", json::object()},
+                                    {"system_prompt", nullptr}}},
+                        {"preset", nullptr}, {"temperature", 0}, {"top_p", 1}, {"top_k", 0}, {"min_p", 0},
                         {"sampling_sources", json::object()}, {"samples", 1}, {"seed", 0},
                         {"batch", 1}}},
           {"runs", json::array()}};

@@ -35,6 +35,7 @@ Workload parse_r1_trace(const std::string& path, std::string_view bytes) {
     fail_input("{}: trace `prompt` is not a non-empty string", path);
   }
   item.prompt_text = prompt.get<std::string>();
+  item.prompt_rendered = true;  // the recorded prompt, chat markers included
 
   const nlohmann::json& trace = field(doc, "trace", "");
   if (!trace.is_object()) fail_input("{}: trace `trace` is not a map", path);

@@ -87,4 +87,11 @@ Workload single_prompt_workload(const std::string& text) {
   return w;
 }
 
+Workload resolve_workload(const std::string& prompt, const std::string& spec) {
+  if (!prompt.empty()) return single_prompt_workload(prompt);
+  if (spec.empty()) return builtin_workload("stories");
+  if (spec.rfind("builtin:", 0) == 0) return builtin_workload(spec.substr(8));
+  return load_workload(spec);
+}
+
 }  // namespace kvb

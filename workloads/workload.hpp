@@ -10,7 +10,10 @@ namespace kvb {
 
 struct WorkloadItem {
   std::string id;
-  std::string prompt_text;              // used when prompt_ids is empty
+  std::string prompt_text;              // used when prompt_ids is empty: the question, or a whole prompt
+  // The text is a prompt already rendered as the model saw it (a recorded trace's): no template
+  // is applied to it.
+  bool prompt_rendered = false;
   std::vector<int> prompt_ids;          // verbatim (no BOS added) when non-empty
   std::string continuation_text;        // recorded continuation as text (tokenized at run time)
   std::vector<int> continuation_ids;    // recorded continuation as ids (wins over text)
@@ -34,5 +37,9 @@ Workload builtin_workload(const std::string& name);
 
 // A workload of one prompt given on the command line.
 Workload single_prompt_workload(const std::string& text);
+
+// What -p / -w name: one prompt when `prompt` is given, else `spec` (a file, builtin:<name>, or
+// empty for builtin:stories).
+Workload resolve_workload(const std::string& prompt, const std::string& spec);
 
 }  // namespace kvb

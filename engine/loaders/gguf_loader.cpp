@@ -634,7 +634,6 @@ Model load_gguf(const std::string& path, const LoadOptions& options) {
   const ModelConfig config =
       read_config(g, to_int(g, "tokenizer.ggml.tokens count", static_cast<int64_t>(tokens->size())));
   if (options.config_only) return config_only_model(config, path, "gguf");
-  ensure_memory_fits(config, options, path);
 
   auto lookup = [&](Role role, int layer) -> std::optional<RawTensor> {
     std::string name;
@@ -665,7 +664,18 @@ Model load_gguf(const std::string& path, const LoadOptions& options) {
 
   Model m;
   m.config = config;
-  m.weights = assemble_weights(config, lookup, path);
+  if (!options.skip_weights) {
+    ensure_memory_fits(config, options, path);
+    m.weights = assemble_weights(config, lookup, path);
+  }
+  // The chat template and the special-token texts it prints (from the vocabulary).
+  if (const std::optional<std::string> chat = g.get_string("tokenizer.chat_template")) {
+    m.chat_template.text = *chat;
+    m.chat_template.origin = path + " (tokenizer.chat_template)";
+    const std::pair<const char*, int> specials[] = {{"bos_token", config.bos_id}, {"eos_token", config.eos_id}};
+    for (const auto& [name, id] : specials)
+      if (id >= 0 && id < static_cast<int>(tokens->size())) m.chat_template.special_tokens[name] = (*tokens)[id];
+  }
   m.tokenizer = read_tokenizer(g, std::move(*tokens), config);
 
   m.info.source = path;

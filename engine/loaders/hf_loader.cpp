@@ -421,21 +421,12 @@ std::string model_name(const fs::path& dir, const std::string& name_or_path) {
   return name_or_path.empty() ? "hf" : name_or_path;
 }
 
-}  // namespace
-
-Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
-  const fs::path dir(dir_arg);
-  const std::string config_path = (dir / "config.json").string();
-  std::error_code ec;
-  if (!fs::is_regular_file(config_path, ec))
-    fail_input("{}: no config.json; not a Hugging Face model folder", dir_arg);
-  const HfConfig hf = read_config(config_path);
+// The weights of a folder's safetensors (one file or an index of shards), checked against the
+// config; the dtypes met and the files read are reported back.
+ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, std::set<DType>& dtypes_seen,
+                          std::vector<std::string>& paths) {
   const ModelConfig& c = hf.config;
-  if (options.config_only) return config_only_model(c, dir_arg, "hf");
-  ensure_memory_fits(c, options, dir_arg);
-
   const WeightFiles weights(dir);
-  std::set<DType> dtypes_seen;
   TensorLookup lookup = [&](Role role, int layer) -> std::optional<RawTensor> {
     const std::string name = hf_tensor_name(role, layer);
     auto [entry, file] = weights.find(name);
@@ -454,9 +445,7 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
     return t;
   };
 
-  Model m;
-  m.config = c;
-  m.weights = assemble_weights(c, lookup, weights.source());
+  ModelWeights w = assemble_weights(c, lookup, weights.source());
 
   // With attention_bias, transformers gives o_proj a bias as well; the engine has no slot for
   // it, so accept it only when it is all zeros (as some exports write it).
@@ -473,6 +462,30 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
       if (std::any_of(bias.data.begin(), bias.data.end(), [](float x) { return x != 0.0f; }))
         fail_input("{}: tensor {} (an attention output bias) is not supported", file->path(), name);
     }
+  }
+
+  paths = weights.paths();
+  return w;
+}
+
+}  // namespace
+
+Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
+  const fs::path dir(dir_arg);
+  const std::string config_path = (dir / "config.json").string();
+  std::error_code ec;
+  if (!fs::is_regular_file(config_path, ec))
+    fail_input("{}: no config.json; not a Hugging Face model folder", dir_arg);
+  const HfConfig hf = read_config(config_path);
+  const ModelConfig& c = hf.config;
+  if (options.config_only) return config_only_model(c, dir_arg, "hf");
+  Model m;
+  m.config = c;
+  std::set<DType> dtypes_seen;
+  std::vector<std::string> weight_paths;
+  if (!options.skip_weights) {
+    ensure_memory_fits(c, options, dir_arg);
+    m.weights = read_weights(dir, hf, dtypes_seen, weight_paths);
   }
 
   const fs::path tokenizer_json = dir / "tokenizer.json";
@@ -501,8 +514,12 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
   for (DType t : dtypes_seen) dtype_names.push_back(to_string(t));
   m.info.stored_dtype = fmt::format("{}", fmt::join(dtype_names, "+"));
   m.info.files.push_back(describe_file(config_path, options));
-  for (const std::string& p : weights.paths()) m.info.files.push_back(describe_file(p, options));
+  for (const std::string& p : weight_paths) m.info.files.push_back(describe_file(p, options));
   if (has_tokenizer) m.info.files.push_back(describe_file(tokenizer_json.string(), options));
+  // What the prompt is rendered with is part of the model's identity.
+  m.chat_template = read_hf_chat_template(dir);
+  for (const char* name : {"tokenizer_config.json", "chat_template.jinja"})
+    if (fs::is_regular_file(dir / name, ec)) m.info.files.push_back(describe_file((dir / name).string(), options));
   return m;
 }
 

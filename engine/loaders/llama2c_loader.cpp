@@ -72,7 +72,6 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
                "not a llama2.c checkpoint",
                path, file.size(), c.dim, c.n_layers, c.vocab_size, expected);
   if (options.config_only) return config_only_model(c, path, "llama2c");
-  ensure_memory_fits(c, options, path);
 
   enum Block { kEmb, kRmsAtt, kWq, kWk, kWv, kWo, kRmsFfn, kW1, kW2, kW3, kRmsFinal };
   auto slice = [&](int block, int layer, std::vector<int64_t> shape, const char* name) {
@@ -113,7 +112,10 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
 
   Model m;
   m.config = c;
-  m.weights = assemble_weights(c, lookup, path);
+  if (!options.skip_weights) {
+    ensure_memory_fits(c, options, path);
+    m.weights = assemble_weights(c, lookup, path);
+  }
   const std::string tok_path = find_tokenizer(path, options);
   m.tokenizer = load_llama2c_tokenizer(tok_path, c.vocab_size);
   m.info.source = path;

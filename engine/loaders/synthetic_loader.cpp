@@ -153,7 +153,7 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
   ModelConfig c = synthetic_preset_config(preset);
   c.validate(spec);
   Model m;
-  if (options.config_only) {
+  if (options.config_only || options.skip_weights) {
     m = config_only_model(c, spec, "synthetic");
   } else {
     ensure_memory_fits(c, options, "--model " + spec);

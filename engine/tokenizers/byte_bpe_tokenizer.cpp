@@ -241,6 +241,7 @@ class ByteBpeTokenizer final : public Tokenizer {
   std::string decode(const std::vector<int>& ids, bool render_special) const override;
   int vocab_size() const override { return static_cast<int>(bytes_.size()); }
   std::string kind() const override { return "hf-bpe"; }
+  bool reads_special_tokens() const override { return true; }  // added tokens are cut out first
 
  private:
   enum class TokenType : unsigned char { Unused, Normal, Special, Added };
