@@ -77,6 +77,28 @@ if [ -f "$stories" ]; then
     || log "kept sets, GPU against CPU: below 95% identical in some run (see kept-compare.txt)"
   cat "$out/kept-compare.txt"
 fi
+# Draws on the GPU: generate with --samples, batch 1 against batch 3 (continuous batching), and the
+# batch-3 run cut after its first method and resumed. A draw's tokens should not depend on the
+# batch; cuBLAS may pick other kernels for other batch sizes, so this reports what it sees.
+draws=(-m synthetic:qwen3-0.6b --mode generate -n 96 --method full,triattention --budget 64 --stats self
+       --temperature 0.8 --samples 3 -p "Once upon a time")
+bench draws-b1 "${draws[@]}" --batch 1
+bench draws-b3 "${draws[@]}" --batch 3
+if [ -f "$out/draws-b1/result.json" ] && [ -f "$out/draws-b3/result.json" ]; then
+  mkdir -p "$out/draws-resumed"
+  head -n 5 "$out/draws-b3/journal.jsonl" >"$out/draws-resumed/journal.jsonl"
+  "$build/kvbench" run --resume "$out/draws-resumed" -q >"$out/draws-resumed.log" 2>&1 || log "resume: failed"
+  python3 - "$out" <<'PY' | tee -a "$out/summary.txt"
+import json, sys
+out = sys.argv[1]
+load = lambda d: [[s["token_ids"] for s in r["sequences"]] for r in json.load(open(f"{out}/{d}/result.json"))["runs"]]
+b1, b3 = load("draws-b1"), load("draws-b3")
+try: res = load("draws-resumed")
+except Exception as e: res = None
+print("gpu-check: draws, batch 1 vs batch 3:", "identical tokens" if b1 == b3 else "TOKENS DIFFER")
+print("gpu-check: draws, batch 3 vs resumed:", "identical tokens" if res == b3 else "TOKENS DIFFER")
+PY
+fi
 # Throughput: Qwen3-8B shapes, --batch auto, full attention against TriAttention over budgets (the
 # paper's AIME25 point is 3072). GEN_LEN=32768 is the issue's target; the default keeps the script
 # within a 10-minute slot.
