@@ -24,5 +24,6 @@ Action add_capacity_command(CLI::App& app);
 Action add_report_command(CLI::App& app);
 Action add_compare_command(CLI::App& app);
 Action add_prompt_command(CLI::App& app);
+Action add_merge_command(CLI::App& app, const std::vector<std::string>& argv);
 
 }  // namespace kvb::cli

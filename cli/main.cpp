@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   kvb::cli::Action report = kvb::cli::add_report_command(app);
   kvb::cli::Action compare = kvb::cli::add_compare_command(app);
   kvb::cli::Action prompt = kvb::cli::add_prompt_command(app);
+  kvb::cli::Action merge = kvb::cli::add_merge_command(app, args);
   try {
     app.parse(static_cast<int>(arg_pointers.size()), arg_pointers.data());
   } catch (const CLI::CallForHelp& e) {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("report")) return report();
     if (app.got_subcommand("compare")) return compare();
     if (app.got_subcommand("prompt")) return prompt();
+    if (app.got_subcommand("merge")) return merge();
     return 2;  // unreachable: require_subcommand(1) and every subcommand is handled above
   } catch (const kvb::InputError& e) {
     std::fprintf(stderr, "kvbench: %s\n", e.what());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -10,9 +11,11 @@
 #include <fmt/ranges.h>
 
 #include "cli/commands.hpp"
+#include "run/gpu_workers.hpp"
 #include "run/benchmark.hpp"
 #include "run/journal.hpp"
 #include "run/presets.hpp"
+#include "run/shard_manifest.hpp"
 #include "reports/json_file.hpp"
 #include "reports/report.hpp"
 #include "reports/table.hpp"
@@ -48,6 +51,7 @@ struct RunFlags {
   CLI::Option *temperature = nullptr, *top_p = nullptr, *top_k = nullptr, *min_p = nullptr;
   std::string out;
   std::string resume;  // --resume DIR
+  std::string shard;   // --shard I/N
   bool no_hash = false;
   bool quiet = false;
   std::vector<std::string> formats;  // reports written beside result.json
@@ -138,10 +142,33 @@ int execute(RunFlags& f) {
     f.out = f.resume;
     c.resume = true;
   }
-  const fs::path out_dir = f.out.empty() ? default_out_dir() : fs::path(f.out);
-  c.journal = (out_dir / "journal.jsonl").string();  // written by generate runs only
-  if (c.resume && c.mode == RunMode::Generate && !fs::exists(c.journal))
-    fail_input("--resume {}: no journal.jsonl there (only --mode generate runs write one)", f.resume);
+  // Several GPUs: one worker per GPU, each a shard, merged (run/gpu_workers.hpp).
+  if (const std::optional<std::vector<int>> gpus = worker_gpus(c.device)) {
+    if (!f.shard.empty()) fail_input("--device {}: runs one shard per GPU itself; drop --shard", c.device);
+    if (c.resume)
+      fail_input("--device {}: resume each worker's shard on its own (kvbench run --resume OUT/shard-I-of-N --device "
+                 "cuda:K), then kvbench merge OUT",
+                 c.device);
+    if (const std::optional<ShardPlace> placed = shard_from_environment([](const char* name) { return std::getenv(name); }))
+      fail_input("--device {}: {} already makes this process shard {}; launch one task per GPU with --device cuda:N",
+                 c.device, placed->placed_by, placed->text());
+    return run_workers(c.command_line, *gpus, f.out.empty() ? default_out_dir().string() : f.out, f.quiet);
+  }
+  // --shard I/N, else the launcher's place (run/shard_plan.hpp). A shard of the sweep SWEEP
+  // writes SWEEP/shard-I-of-N (the same command line on every rank); resumed, the folder given.
+  c.shard = !f.shard.empty() ? std::optional<ShardPlace>(parse_shard(f.shard))
+                             : shard_from_environment([](const char* name) { return std::getenv(name); });
+  if (c.shard && c.shard->placed_by != "--shard") progress(fmt::format("shard {} from {}", c.shard->text(), c.shard->placed_by));
+  if (c.shard && f.out.empty())
+    fail_input("--shard {}: give --out SWEEP (each shard writes SWEEP/shard-I-of-N; kvbench merge SWEEP joins them)",
+               c.shard->text());
+  const fs::path out_dir = f.out.empty() ? default_out_dir()
+                           : c.shard && !c.resume ? fs::path(f.out) / fmt::format("shard-{}-of-{}", c.shard->index, c.shard->count)
+                                                  : fs::path(f.out);
+  c.journal = (out_dir / "journal.jsonl").string();  // written by generate and replay runs
+  c.shard_dir = out_dir.string();
+  if (c.resume && !fs::exists(c.journal))
+    fail_input("--resume {}: no journal.jsonl there (generate and replay runs write one)", f.resume);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) fail_input("--out {}: cannot create directory: {}", out_dir.string(), ec.message());
@@ -150,6 +177,7 @@ int execute(RunFlags& f) {
   BenchmarkResult r = run_benchmark(c, &g_stop, progress);
   const fs::path result_path = out_dir / "result.json";
   write_json_atomic(result_path, r.document);
+  if (c.shard && r.document["status"] == "complete") mark_shard_complete(c.shard_dir, *c.shard);
   write_file_atomic(out_dir / "steps.csv", r.steps_csv);
   if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
   for (const std::string& format : f.formats)
@@ -326,13 +354,19 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--divide-length", c.divide_length, "compression interval in tokens (slack above the budget)")
       ->capture_default_str();
   add_method_options(*cmd, *f);
-  cmd->add_option("--device", c.device, "auto | cpu | cuda[:N]")->capture_default_str();
+  cmd->add_option("--device", c.device,
+                  "auto | cpu | cuda[:N] | cuda:all | cuda:I,J,... (several GPUs: one worker process per GPU, each a "
+                  "shard of the run, merged into one result)")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");
   cmd->add_option("--resume", f->resume,
-                  "continue the generate run whose output folder this is, from its journal (the same sequences and "
+                  "continue the generate or replay run whose output folder this is, from its journal (the same sequences and "
                   "accuracy as an uninterrupted run); alone (or with -q, --batch, --threads, --device, --format) it "
                   "reruns the journal's command line");
+  cmd->add_option("--shard", f->shard,
+                  "run shard I of N of the sweep's units (method x budget x item x draw, balanced by expected tokens) "
+                  "into OUT/shard-I-of-N; default: the place Slurm, MPI, torchrun or a Kubernetes Indexed Job gives "
+                  "(docs/cluster.md); join the shards with kvbench merge");
   cmd->add_flag("--no-hash", f->no_hash, "skip the sha256 of model files");
   cmd->add_flag("--trace", c.trace,
                 "time phases (prefill, decode steps, per-layer attention and MLP, compression): a per-op table in "

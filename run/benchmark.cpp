@@ -5,6 +5,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -23,6 +26,7 @@
 #include "util/errors.hpp"
 #include "run/journal.hpp"
 #include "run/kept_log.hpp"
+#include "run/shard_manifest.hpp"
 #include "run/result.hpp"
 #include "run/steps_csv.hpp"
 #include "workloads/workload.hpp"
@@ -238,8 +242,15 @@ void check_run_config(const RunConfig& c) {
   if (c.samples < 1) fail_input("--samples {}: must be at least 1", c.samples);
   if (c.samples > 1 && c.mode != RunMode::Generate)
     fail_input("--samples {}: draws are for --mode generate (replay and throughput feed given tokens)", c.samples);
-  if (c.resume && c.mode != RunMode::Generate)
-    fail_input("--resume: only --mode generate runs keep a journal (replay and throughput are rerun)");
+  if (c.resume && c.mode == RunMode::Throughput)
+    fail_input("--resume: throughput runs keep no journal (they are timings: rerun them)");
+  if (c.shard && c.mode == RunMode::Throughput)
+    fail_input("--shard {}: throughput runs are timings of full batches, not work to share; shard generate or replay runs",
+               c.shard->text());
+  if (c.shard && c.stats_path == "self")
+    fail_input("--shard {}: --stats self calibrates on the run's own tokens, which no shard holds all of; calibrate "
+               "once (kvbench calibrate) and pass --stats FILE",
+               c.shard->text());
   if (c.resume && (c.warmup > 0 || c.repeat > 1))
     fail_input("--resume: the journal keeps one measured repetition; drop --warmup and --repeat");
   if (c.resume && !c.dump_kept.empty())
@@ -447,7 +458,7 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
   return run;
 }
 
-// What determines a generate run's tokens (run/journal.hpp): a resumed run must match it. Paths
+// What determines a run's tokens and decisions (run/journal.hpp): a resumed run or another shard must match it. Paths
 // are left out (a model or workload may be reached another way); their sha256 are in.
 nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const Workload& w,
                                const std::vector<PolicyConfig>& policies) {
@@ -455,7 +466,17 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
   m.erase("source");
   for (nlohmann::json& f : m["files"]) f.erase("path");
   nlohmann::json runs = nlohmann::json::array();
-  for (const PolicyConfig& p : policies) runs.push_back({{"name", run_name(p)}, {"parameters", method_parameters(p)}});
+  for (const PolicyConfig& p : policies) {
+    nlohmann::json parameters = method_parameters(p);
+    // Statistics by content, not by where they were read.
+    if (parameters.contains("stats") && p.stats && !p.stats->source_path.empty() && p.stats->source_path != "self") {
+      LoadOptions hashing;
+      hashing.hash_files = true;
+      parameters["stats"]["path"] = nullptr;
+      parameters["stats"]["sha256"] = describe_file(p.stats->source_path, hashing).sha256;
+    }
+    runs.push_back({{"name", run_name(p)}, {"parameters", parameters}});
+  }
   std::string device = "cpu";
   if (const std::optional<int> index = cuda_device_index(h.settings.device))
     for (const GpuInfo& g : h.gpus.gpus)
@@ -469,7 +490,7 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
                         {"source", w.sha256.empty() ? w.source : ""}}},
           {"device", device},
           {"prompt", prompt},
-          {"settings", {{"max_new_tokens", h.settings.max_new_tokens}, {"max_length", h.settings.max_length},
+          {"settings", {{"mode", to_string(h.settings.mode)}, {"max_new_tokens", h.settings.max_new_tokens}, {"max_length", h.settings.max_length},
                         {"temperature", s.temperature},
                         {"top_p", s.top_p}, {"top_k", s.top_k}, {"min_p", s.min_p}, {"seed", s.seed},
                         {"samples", h.settings.samples}}},
@@ -509,6 +530,52 @@ void merge_journalled(MethodRun& run, const std::vector<DecodeRequest>& requests
   run.from_journal = static_cast<int>(before.sequences.size());
 }
 
+// --shard: the units of every run this shard decodes (run/shard_plan.hpp), balanced by the
+// tokens each is expected to cost: its prompt and the most it may decode or the trace it replays.
+OwnedUnits plan_shard(const ShardPlace& place, const std::vector<PolicyConfig>& policies,
+                      const std::vector<DecodeRequest>& requests, ShardManifest& manifest) {
+  std::vector<WorkUnit> units;
+  for (size_t p = 0; p < policies.size(); ++p)
+    for (const DecodeRequest& r : requests)
+      units.push_back({static_cast<int>(p), r.item, r.draw,
+                       static_cast<int64_t>(r.prompt.size()) + (r.forced.empty() ? r.max_new_tokens : static_cast<int64_t>(r.forced.size()))});
+  const std::vector<int> owner = assign_units(units, place.count);
+  OwnedUnits owned;
+  manifest.total_units = static_cast<int64_t>(units.size());
+  for (size_t u = 0; u < units.size(); ++u) {
+    manifest.total_expected_tokens += units[u].expected_tokens;
+    if (owner[u] != place.index) continue;
+    owned[run_name(policies[units[u].run])].insert({units[u].item, units[u].draw});
+    manifest.expected_tokens += units[u].expected_tokens;
+  }
+  return owned;
+}
+
+int64_t owned_unit_count(const OwnedUnits& owned) {
+  int64_t n = 0;
+  for (const auto& [run, pairs] : owned) n += static_cast<int64_t>(pairs.size());
+  return n;
+}
+
+// The requests some run of this shard decodes.
+std::vector<DecodeRequest> owned_requests(const std::vector<DecodeRequest>& requests, const OwnedUnits& owned) {
+  std::vector<DecodeRequest> out;
+  for (const DecodeRequest& r : requests)
+    if (std::any_of(owned.begin(), owned.end(), [&](const auto& run) { return run.second.count({r.item, r.draw}) > 0; }))
+      out.push_back(r);
+  return out;
+}
+
+// What merge needs to load again: the run's inputs, with paths absolute (a merge may run elsewhere).
+nlohmann::json shard_inputs(const RunConfig& c) {
+  auto absolute = [](const std::string& path) {
+    if (path.empty() || path.rfind("synthetic:", 0) == 0 || path.rfind("builtin:", 0) == 0) return path;
+    return std::filesystem::absolute(path).lexically_normal().string();
+  };
+  return {{"model", absolute(c.model)}, {"tokenizer", absolute(c.tokenizer)}, {"workload", absolute(c.workload)},
+          {"prompt", c.prompt}, {"limit", c.limit}};
+}
+
 }  // namespace
 
 BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
@@ -530,6 +597,16 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   const PromptBuilder prompts(c.prompt_settings, model);
   header.settings.prompt = prompts.description();
   std::vector<DecodeRequest> requests = make_requests(workload, model, prompts, c);
+  ShardManifest manifest;
+  OwnedUnits owned;
+  if (c.shard) {
+    manifest.place = *c.shard;
+    owned = plan_shard(*c.shard, policies, requests, manifest);
+    requests = owned_requests(requests, owned);
+    progress(fmt::format("shard {} (from {}): {} of {} units, {:.1f}% of the expected tokens", c.shard->text(),
+                         c.shard->placed_by, owned_unit_count(owned), manifest.total_units,
+                         100.0 * manifest.expected_tokens / std::max<int64_t>(1, manifest.total_expected_tokens)));
+  }
   header.settings.sampling = resolve_sampling(c, model.generation, header.settings.sampling_sources);
   if (c.mode == RunMode::Generate && !model.generation.source.empty())
     progress(fmt::format("sampling: temperature {}, top-p {}, top-k {}, min-p {} ({})", header.settings.sampling.temperature,
@@ -566,10 +643,33 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     for (const PolicyConfig& p : policies) validate_requests(model, requests, c.mode, make_method(p, model.config).get());
 
   std::optional<RunJournal> journal;
-  if (!c.journal.empty() && c.mode == RunMode::Generate && result.failure.empty()) {
+  if (!c.journal.empty() && c.mode != RunMode::Throughput && result.failure.empty()) {
     const nlohmann::json fingerprint = run_fingerprint(header, model, workload, policies);
-    journal.emplace(c.resume ? RunJournal::resume(c.journal, fingerprint)
-                             : RunJournal::create(c.journal, c.command_line, fingerprint));
+    // A shard's journal is its own: resuming it as another shard is refused. The command line it
+    // records names the shard even when the launcher's environment placed it.
+    nlohmann::json journal_fingerprint = fingerprint;
+    std::vector<std::string> command_line = c.command_line;
+    if (c.shard) {
+      journal_fingerprint["shard"] = c.shard->text();
+      if (c.shard->placed_by != "--shard") command_line.insert(command_line.end(), {"--shard", c.shard->text()});
+    }
+    journal.emplace(c.resume ? RunJournal::resume(c.journal, journal_fingerprint)
+                             : RunJournal::create(c.journal, command_line, journal_fingerprint));
+    if (c.shard) {
+      manifest.fingerprint = fingerprint;
+      manifest.command_line = command_line;
+      manifest.inputs = shard_inputs(c);
+      manifest.result_header = make_result(header, model, workload, {}, "running");
+      manifest.result_header.erase("runs");
+      manifest.weights_bytes = header.settings.weights_bytes > 0 ? header.settings.weights_bytes : model.weights.bytes();
+      for (size_t pi = 0; pi < policies.size(); ++pi) {
+        const MethodRun run = describe_run(policies[pi], batch_of(pi), requests.size(), warmup);
+        manifest.runs.push_back({{"name", run.name}, {"method", method_name(run.method)}, {"budget", run.budget},
+                                 {"divide_length", run.divide_length}, {"batch", run.batch}, {"parameters", run.parameters}});
+      }
+      manifest.owned = owned;
+      write_shard_manifest(c.shard_dir, manifest);
+    }
   }
 
   ProgressReporter reporter(c.progress);
@@ -581,12 +681,18 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     const std::string name = run_name(p);
     static const JournalRun kNothing;
     const JournalRun& before = journal ? journal->previous(name) : kNothing;
+    std::vector<DecodeRequest> mine = requests;  // this run's share of the requests (all without --shard)
+    if (c.shard) {
+      const auto it = owned.find(name);
+      if (it == owned.end()) continue;  // another shard's run
+      std::erase_if(mine, [&](const DecodeRequest& r) { return !it->second.count({r.item, r.draw}); });
+    }
     const std::vector<DecodeRequest> run_requests =
         c.mode == RunMode::Throughput ? fill_batch(requests, opt.batch_size)
-        : before.sequences.empty()    ? requests
-                                      : pending_requests(requests, before, name, c.journal);
+        : before.sequences.empty()    ? mine
+                                      : pending_requests(mine, before, name, c.journal);
     if (run_requests.empty()) {  // every sequence finished in an earlier session: nothing to decode
-      MethodRun run = describe_run(p, opt.batch_size, requests.size(), warmup);
+      MethodRun run = describe_run(p, opt.batch_size, mine.size(), warmup);
       if (before.complete) {
         run.output.stats = before.complete->stats;
         if (before.complete->timed_sequences > 0) run.repetitions = {before.complete->stats};
@@ -595,8 +701,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
       } else if (journal) {  // it ended before it could say so: no timings
         journal->record_complete(name, {run.output.stats, 0, 0});
       }
-      merge_journalled(run, requests, before);
-      progress(fmt::format("{}: all {} sequence(s) from the journal", name, requests.size()));
+      merge_journalled(run, mine, before);
+      progress(fmt::format("{}: all {} sequence(s) from the journal", name, mine.size()));
       runs.push_back(std::move(run));
       continue;
     }
@@ -606,8 +712,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
     MethodRun run = measure_policy(model, run_requests, opt, p, warmup, repeat, gpu, kept ? &*kept : nullptr,
                                    journal ? &*journal : nullptr, reporter, result.failure);
     if (!before.sequences.empty()) {
-      merge_journalled(run, requests, before);
-      run.batch = std::min<int>(opt.batch_size, static_cast<int>(requests.size()));
+      merge_journalled(run, mine, before);
+      run.batch = std::min<int>(opt.batch_size, static_cast<int>(mine.size()));
     }
     result.interrupted = run.output.interrupted;
     if (journal && !run.output.interrupted && result.failure.empty())
@@ -618,6 +724,11 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   if (kept) kept->finish();
   const std::string status = !result.failure.empty() ? "failed" : result.interrupted ? "interrupted" : "complete";
   result.document = make_result(header, model, workload, runs, status, result.failure);
+  if (c.shard)
+    result.document["shard"] = {{"index", c.shard->index}, {"count", c.shard->count}, {"placed_by", c.shard->placed_by},
+                                {"units", owned_unit_count(owned)},
+                                {"expected_tokens", manifest.expected_tokens},
+                                {"total_units", manifest.total_units}};
   result.steps_csv = render_steps_csv(runs, c.mode);
   if (c.trace) {
     // One host track per run; traced GPU work on tracks of its own, one per stream.

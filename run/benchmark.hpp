@@ -17,6 +17,7 @@
 #include "engine/sampler.hpp"
 #include "run/progress.hpp"
 #include "run/prompt_builder.hpp"
+#include "run/shard_plan.hpp"
 
 namespace kvb {
 
@@ -53,10 +54,14 @@ struct RunConfig {
   bool hash_files = true;
   bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace
   std::string dump_kept;          // JSONL of the positions kept at every compression event (--dump-kept)
-  // Generate mode: the journal of finished sequences (run/journal.hpp); empty: none. With
-  // `resume`, the journal an earlier run left there is read and continued (--resume).
+  // Generate and replay modes: the journal of finished sequences (run/journal.hpp); empty: none.
+  // With `resume`, the journal an earlier run left there is read and continued (--resume).
   std::string journal;
   bool resume = false;
+  // This process's share of the work units (run/shard_plan.hpp); none: all of them. A shard
+  // writes its manifest (run/shard_manifest.hpp) into `shard_dir` before it decodes.
+  std::optional<ShardPlace> shard;
+  std::string shard_dir;
   ProgressStyle progress = ProgressStyle::None;  // the decoding's progress on stderr
   std::vector<std::string> command_line;
 };

@@ -1,5 +1,6 @@
 #include "run/journal.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -67,11 +68,27 @@ DecodeStats stats_from_json(const json& j) {
   return s;
 }
 
+// A replay's per-step series, by name: written when the sequence has them. A float goes through
+// JSON as a double (17 digits), so it comes back bit for bit.
+template <typename Outcome, typename Visit>  // Outcome: SequenceOutcome, const or not
+void for_each_replay_series(Outcome& o, Visit visit) {
+  visit("target_logprob", o.target_logprob);
+  visit("predicted", o.predicted);
+  visit("kl", o.kl);
+  visit("full_logprob", o.full_logprob);
+  visit("full_predicted", o.full_predicted);
+  visit("retained_mass", o.retained_mass);
+}
+
 json sequence_to_json(const SequenceOutcome& o) {
-  return {{"id", o.id},         {"item", o.item},
-          {"draw", o.draw},     {"prompt", o.prompt},
-          {"tokens", o.tokens}, {"stop_reason", o.stop_reason},
-          {"prefill_seconds", o.prefill_seconds}, {"kv_bytes", encode_runs(o.kv_bytes)}};
+  json j = {{"id", o.id},         {"item", o.item},
+            {"draw", o.draw},     {"prompt", o.prompt},
+            {"tokens", o.tokens}, {"stop_reason", o.stop_reason},
+            {"prefill_seconds", o.prefill_seconds}, {"kv_bytes", encode_runs(o.kv_bytes)}};
+  for_each_replay_series(o, [&](const char* name, const auto& series) {
+    if (!series.empty()) j[name] = series;
+  });
+  return j;
 }
 
 SequenceOutcome sequence_from_json(const json& j) {
@@ -84,6 +101,9 @@ SequenceOutcome sequence_from_json(const json& j) {
   o.stop_reason = j.at("stop_reason").get<std::string>();
   o.prefill_seconds = j.at("prefill_seconds").get<double>();
   o.kv_bytes = decode_runs(j.at("kv_bytes"));
+  for_each_replay_series(o, [&](const char* name, auto& series) {
+    if (j.contains(name)) j[name].get_to(series);
+  });
   return o;
 }
 
@@ -95,9 +115,9 @@ struct JournalText {
   uint64_t whole_bytes = 0;
 };
 
-JournalText read_journal(const std::string& path, bool header_only) {
+JournalText read_journal_text(const std::string& path, bool header_only, const std::string& context) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail_input("--resume: cannot read {}: {}", path, std::strerror(errno));
+  if (!in) fail_input("{}: cannot read {}: {}", context, path, std::strerror(errno));
   JournalText out;
   std::string line;
   int number = 0;
@@ -109,15 +129,15 @@ JournalText read_journal(const std::string& path, bool header_only) {
     try {
       parsed = json::parse(line);
     } catch (const json::exception& e) {
-      fail_input("--resume: {} line {}: not JSON ({})", path, number, e.what());
+      fail_input("{}: {} line {}: not JSON ({})", context, path, number, e.what());
     }
     if (number == 1) out.header = std::move(parsed);
     else out.lines.emplace_back(number, std::move(parsed));
     if (header_only) break;
   }
-  if (out.header.is_null()) fail_input("--resume: {} is empty (the run ended before it decoded anything)", path);
+  if (out.header.is_null()) fail_input("{}: {} is empty (the run ended before it decoded anything)", context, path);
   if (!out.header.is_object() || out.header.value("kvbench_journal", 0) != kJournalVersion)
-    fail_input("--resume: {} line 1: not a kvbench journal (version {})", path, kJournalVersion);
+    fail_input("{}: {} line 1: not a kvbench journal (version {})", context, path, kJournalVersion);
   return out;
 }
 
@@ -140,12 +160,12 @@ std::string first_difference(const json& a, const json& b, const std::string& at
       if (!a.contains(key)) return fmt::format("{}: nothing vs {}", at.empty() ? key : at + "." + key, brief(value));
     return "";
   }
-  if (a.is_array() && b.is_array() && a.size() == b.size()) {
-    for (size_t i = 0; i < a.size(); ++i) {
+  if (a.is_array() && b.is_array()) {
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
       std::string d = first_difference(a[i], b[i], fmt::format("{}[{}]", at, i));
       if (!d.empty()) return d;
     }
-    return "";
+    return a.size() == b.size() ? "" : fmt::format("{}: {} vs {} entries", at, a.size(), b.size());
   }
   return a == b ? "" : fmt::format("{}: {} vs {}", at, brief(a), brief(b));
 }
@@ -159,17 +179,14 @@ RunJournal RunJournal::create(const std::string& path, const std::vector<std::st
   return journal;
 }
 
-RunJournal RunJournal::resume(const std::string& path, const json& fingerprint) {
-  const JournalText text = read_journal(path, false);
-  const std::string d = first_difference(text.header.value("fingerprint", json()), fingerprint);
-  if (!d.empty())
-    fail_input("--resume: {} was written for another run ({}: journal vs this run); resume with the flags it was "
-               "started with",
-               path, d);
-  std::map<std::string, JournalRun> previous;
+JournalContents read_journal(const std::string& path, const std::string& context) {
+  const JournalText text = read_journal_text(path, false, context);
+  JournalContents out;
+  out.fingerprint = text.header.value("fingerprint", json());
+  out.whole_bytes = text.whole_bytes;
   for (const auto& [number, line] : text.lines) {
     try {
-      JournalRun& run = previous[line.at("run").get<std::string>()];
+      JournalRun& run = out.runs[line.at("run").get<std::string>()];
       if (line.contains("sequence")) {
         SequenceOutcome o = sequence_from_json(line["sequence"]);
         run.sequences[{o.item, o.draw}] = std::move(o);
@@ -179,17 +196,27 @@ RunJournal RunJournal::resume(const std::string& path, const json& fingerprint) 
                                             c.at("timed_sequences").get<int>()};
       }
     } catch (const std::exception& e) {  // json's type and key errors, a bad run length
-      fail_input("--resume: {} line {}: not a journal entry ({})", path, number, e.what());
+      fail_input("{}: {} line {}: not a journal entry ({})", context, path, number, e.what());
     }
   }
+  return out;
+}
+
+RunJournal RunJournal::resume(const std::string& path, const json& fingerprint) {
+  JournalContents contents = read_journal(path, "--resume");
+  const std::string d = first_difference(contents.fingerprint, fingerprint);
+  if (!d.empty())
+    fail_input("--resume: {} was written for another run ({}: journal vs this run); resume with the flags it was "
+               "started with",
+               path, d);
   // Cut a torn last line away so that appended lines start on a line of their own.
   std::error_code ec;
-  std::filesystem::resize_file(path, text.whole_bytes, ec);
+  std::filesystem::resize_file(path, contents.whole_bytes, ec);
   if (ec) fail_input("--resume: cannot repair {}: {}", path, ec.message());
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (!f) fail_input("--resume: cannot append to {}: {}", path, std::strerror(errno));
   RunJournal journal(path, f);
-  journal.previous_ = std::move(previous);
+  journal.previous_ = std::move(contents.runs);
   return journal;
 }
 
@@ -226,7 +253,7 @@ void RunJournal::record_complete(const std::string& run, const JournalRun::Compl
 }
 
 std::vector<std::string> journal_command_line(const std::string& path) {
-  const JournalText text = read_journal(path, true);
+  const JournalText text = read_journal_text(path, true, "--resume");
   try {
     return text.header.at("command_line").get<std::vector<std::string>>();
   } catch (const json::exception& e) {

@@ -1,12 +1,14 @@
 #pragma once
-// The journal of a generate run: OUT/journal.jsonl records every finished (method, budget, item,
+// The journal of a generate or replay run: OUT/journal.jsonl records every finished (method, budget, item,
 // draw) as it ends, so that `--resume OUT` continues a run that was interrupted or crashed and
 // gives the same sequences, grades and accuracy as a run that never stopped.
 //
 // Format (JSON lines, appended and flushed line by line):
 //   {"kvbench_journal": 1, "command_line": [...], "fingerprint": {...}}      first line
 //   {"run": "snapkv@64", "sequence": {"id", "item", "draw", "prompt", "tokens", "stop_reason",
-//    "prefill_seconds", "kv_bytes": [[delta, count], ...]}}                   a finished sequence
+//    "prefill_seconds", "kv_bytes": [[delta, count], ...], replay's per-step "target_logprob",
+//    "predicted", "kl", "full_logprob", "full_predicted", "retained_mass" when it has them}}
+//                                                                            a finished sequence
 //   {"run": "snapkv@64", "complete": {"stats": {...}, "peak_rss_bytes", "timed_sequences"}}
 // The fingerprint holds everything a sequence's tokens depend on (kvbench's commit, the model and
 // its files, the workload's sha256, the mode, length cap, sampling, seed, draws, device, every
@@ -41,6 +43,17 @@ struct JournalRun {
   };
   std::optional<Complete> complete;
 };
+
+// A journal read back: the run it was written for and what it holds.
+struct JournalContents {
+  nlohmann::json fingerprint;
+  std::map<std::string, JournalRun> runs;  // by run name
+  uint64_t whole_bytes = 0;                // where its last whole line ends
+};
+
+// The journal at `path` (a torn last line left out). InputError, starting with `context` (the
+// flag or command reading it), when it is missing, unreadable or not a journal.
+JournalContents read_journal(const std::string& path, const std::string& context);
 
 class RunJournal {
  public:

@@ -325,12 +325,18 @@ void add_paired_differences(json& runs) {
   }
 }
 
+json runs_to_json(const std::vector<MethodRun>& runs, const Model& model, const Workload& workload, RunMode mode,
+                  uint64_t weights_bytes) {
+  json out = json::array();
+  for (const MethodRun& r : runs) out.push_back(run_to_json(r, model, workload, mode, weights_bytes));
+  add_paired_differences(out);
+  return out;
+}
+
 json make_result(const ResultHeader& h, const Model& model, const Workload& workload,
                  const std::vector<MethodRun>& runs, const std::string& status, const std::string& error) {
   const RunSettings& s = h.settings;
-  json runs_json = json::array();
-  for (const MethodRun& r : runs) runs_json.push_back(run_to_json(r, model, workload, s.mode, s.weights_bytes > 0 ? s.weights_bytes : model.weights.bytes()));
-  add_paired_differences(runs_json);
+  json runs_json = runs_to_json(runs, model, workload, s.mode, s.weights_bytes > 0 ? s.weights_bytes : model.weights.bytes());
   json device = {{"kind", s.device}, {"threads", s.threads}, {"gpus", gpus_to_json(h.gpus)},
                  {"gpus_note", h.gpus.gpus.empty() ? json(h.gpus.why_none) : json(nullptr)},
                  {"gpu_telemetry", h.gpu_telemetry}};

@@ -76,6 +76,10 @@ nlohmann::json gpus_to_json(const GpuQuery& gpus);
 nlohmann::json run_to_json(const MethodRun& run, const Model& model, const Workload& workload, RunMode mode,
                            uint64_t weights_bytes);
 
+// Every run, with each budgeted run's paired accuracy difference to full attention.
+nlohmann::json runs_to_json(const std::vector<MethodRun>& runs, const Model& model, const Workload& workload, RunMode mode,
+                            uint64_t weights_bytes);
+
 // status: "complete", "interrupted" or "failed" (with `error`).
 nlohmann::json make_result(const ResultHeader& header, const Model& model, const Workload& workload,
                            const std::vector<MethodRun>& runs, const std::string& status,

@@ -99,6 +99,22 @@ print("gpu-check: draws, batch 1 vs batch 3:", "identical tokens" if b1 == b3 el
 print("gpu-check: draws, batch 3 vs resumed:", "identical tokens" if res == b3 else "TOKENS DIFFER")
 PY
 fi
+# Every GPU of the host: --device cuda:all runs one worker per GPU as shards and merges them; the
+# merged tokens must equal one process's (the lent machine may have one GPU: one worker).
+workers=(-m synthetic:qwen3-0.6b --mode generate -n 96 --method full,streaming --budget 64 --temperature 0.8
+         --samples 3 -p "Once upon a time" --batch 3)
+bench workers-one "${workers[@]}"
+if "$build/kvbench" run -q "${workers[@]}" --device cuda:all --out "$out/workers-all" >"$out/workers-all.log" 2>&1; then
+  log "run workers-all: ok"
+  python3 - "$out" <<'PY' | tee -a "$out/summary.txt"
+import json, sys
+out = sys.argv[1]
+load = lambda d: [[s["token_ids"] for s in r["sequences"]] for r in json.load(open(f"{out}/{d}/result.json"))["runs"]]
+print("gpu-check: cuda:all merged vs one process:", "identical tokens" if load("workers-all") == load("workers-one") else "TOKENS DIFFER")
+PY
+else
+  log "run workers-all: exit $? -- $(tail -n 1 "$out/workers-all.log")"; status=1
+fi
 # Throughput: Qwen3-8B shapes, --batch auto, full attention against TriAttention over budgets (the
 # paper's AIME25 point is 3072). GEN_LEN=32768 is the issue's target; the default keeps the script
 # within a 10-minute slot.

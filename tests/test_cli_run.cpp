@@ -16,24 +16,7 @@
 namespace kvb::test {
 namespace {
 
-nlohmann::json read_result(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "result.json");
-  return nlohmann::json::parse(in);
-}
 
-// The last line of output that starts with "kvbench:" (the one-line error).
-std::string error_line(const std::string& output) {
-  std::string last;
-  size_t at = 0;
-  while (at < output.size()) {
-    size_t end = output.find('\n', at);
-    std::string line = output.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    if (line.rfind("kvbench: ", 0) == 0) last = line;
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return last;
-}
 
 TEST(CliRun, DefaultRunWritesACompleteResult) {
   TempDir dir;
@@ -277,29 +260,7 @@ TEST(CliRun, DrawsAreTheSameWhateverTheBatchAndGiveAvgAtN) {
 }
 
 // The lines of a file, each with its newline.
-std::vector<std::string> file_lines(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
-  return lines;
-}
 
-// What a generate run decided, sequence by sequence and run by run: tokens, how each ended, its
-// grade, and the accuracy block (timings left out: they differ between sessions).
-nlohmann::json decisions(const nlohmann::json& result) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& run : result["runs"]) {
-    nlohmann::json seqs = nlohmann::json::array();
-    for (const auto& s : run["sequences"])
-      seqs.push_back({s["id"], s["item"], s["draw"], s["token_ids"], s["stop_reason"], s["grade"]});
-    nlohmann::json acc = run["measurements"]["accuracy"];
-    acc.erase("seconds_per_correct");
-    out.push_back({run["method"], run["budget"], seqs, acc,
-                   run["measurements"]["memory"]["kv_bytes_per_sequence_mean"],
-                   run["measurements"]["memory"]["kv_bytes_per_sequence_peak"]});
-  }
-  return out;
-}
 
 // Draws are seeded per (seed, item, draw) and finished sequences are journalled: batch 1, batch 3
 // (continuous batching) and a run cut short at any point, then resumed, decide the same tokens.
@@ -365,7 +326,7 @@ TEST(CliRun, ResumeRefusesWhatItCannotContinue) {
   for (const Case& c : std::vector<Case>{
            {"run -q --resume " + (dir / "a").string(), "journal.jsonl line 3: not a journal entry"},
            {"run -q --resume " + (dir / "none").string(), "none/journal.jsonl"},
-           {"run -q --mode replay --resume " + (dir / "a").string(), "--resume: only --mode generate"},
+           {"run -q --mode throughput --resume " + (dir / "a").string(), "--resume: throughput runs keep no journal"},
            {common + "--resume " + (dir / "a").string() + " -o " + (dir / "b").string(), "drop --out"},
        }) {
     const CommandResult r = run_kvbench(c.args);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 
 namespace kvb::test {
 
@@ -73,6 +74,49 @@ CommandResult run_kvbench(const std::string& args) {
   int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+nlohmann::json read_result(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "result.json");
+  return nlohmann::json::parse(in);
+}
+
+// The last line of output that starts with "kvbench:" (the one-line error).
+std::string error_line(const std::string& output) {
+  std::string last;
+  size_t at = 0;
+  while (at < output.size()) {
+    size_t end = output.find('\n', at);
+    std::string line = output.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (line.rfind("kvbench: ", 0) == 0) last = line;
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return last;
+}
+
+std::vector<std::string> file_lines(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
+  return lines;
+}
+
+// What a generate run decided, sequence by sequence and run by run: tokens, how each ended, its
+// grade, and the accuracy block (timings left out: they differ between sessions).
+nlohmann::json decisions(const nlohmann::json& result) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& run : result["runs"]) {
+    nlohmann::json seqs = nlohmann::json::array();
+    for (const auto& s : run["sequences"])
+      seqs.push_back({s["id"], s["item"], s["draw"], s["token_ids"], s["stop_reason"], s["grade"]});
+    nlohmann::json acc = run["measurements"]["accuracy"];
+    acc.erase("seconds_per_correct");
+    out.push_back({run["method"], run["budget"], seqs, acc,
+                   run["measurements"]["memory"]["kv_bytes_per_sequence_mean"],
+                   run["measurements"]["memory"]["kv_bytes_per_sequence_peak"]});
+  }
+  return out;
 }
 
 }  // namespace kvb::test

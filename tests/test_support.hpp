@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/kv_cache.hpp"
 #include "engine/methods/kv_method.hpp"
@@ -86,5 +89,15 @@ void record_window_query(KvCache& cache, int layer, int seq, int pos, const floa
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
 // `run` without --device gets --device cpu, so a test means the same on a machine with a GPU.
 CommandResult run_kvbench(const std::string& args);
+
+// DIR/result.json, parsed.
+nlohmann::json read_result(const std::filesystem::path& dir);
+// The last line of output that starts with "kvbench:" (the one-line error).
+std::string error_line(const std::string& output);
+// A file's lines, each with its newline.
+std::vector<std::string> file_lines(const std::filesystem::path& path);
+// What a generate run decided, sequence by sequence and run by run: tokens, how each ended, its
+// grade, and the accuracy block (timings left out: they differ between sessions).
+nlohmann::json decisions(const nlohmann::json& result);
 
 }  // namespace kvb::test
