@@ -18,6 +18,8 @@ void add_prompt_options(CLI::App& cmd, PromptSettings& settings);
 // `kvbench run --resume DIR` alone (or with -q, --batch, --threads, --device, --format): the command line
 // DIR's journal was written for, with --resume DIR and those flags; any other args as given.
 std::vector<std::string> expand_resume(const std::vector<std::string>& args);
+// --format md,csv,html (run and merge): reports written beside result.json.
+void add_format_option(CLI::App& cmd, std::vector<std::string>& formats);
 Action add_info_command(CLI::App& app);
 Action add_calibrate_command(CLI::App& app);
 Action add_capacity_command(CLI::App& app);

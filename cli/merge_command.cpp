@@ -60,9 +60,7 @@ Action add_merge_command(CLI::App& app, const std::vector<std::string>& argv) {
                 "merge what the shards given have finished; the result is marked partial and names what is missing");
   cmd->add_flag("--no-hash", f->no_hash, "do not check the model files read again against the shards' sha256");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
-  cmd->add_option("--format", f->formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"md", "csv", "html"}));
+  add_format_option(*cmd, f->formats);
   return [f] { return execute(*f); };
 }
 

@@ -376,10 +376,14 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
                   "write the absolute positions every method keeps at every compression event, per layer and KV head, "
                   "to this JSONL file (one line per event; docs/methods.md)");
   cmd->add_flag("--quiet,-q", f->quiet, "no progress lines on stderr");
-  cmd->add_option("--format", f->formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
+  add_format_option(*cmd, f->formats);
+  return [f] { return execute(*f); };
+}
+
+void add_format_option(CLI::App& cmd, std::vector<std::string>& formats) {
+  cmd.add_option("--format", formats, "also write result.md / result.csv / result.html beside result.json (comma list)")
       ->delimiter(',')
       ->check(CLI::IsMember({"md", "csv", "html"}));
-  return [f] { return execute(*f); };
 }
 
 }  // namespace kvb::cli
