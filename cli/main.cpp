@@ -1,5 +1,6 @@
 // kvbench: benchmark KV-cache compression for long chain-of-thought decoding.
 // Exit codes: 0 ok, 1 a gate/regression failed, 2 bad input or usage, 3 runtime failure.
+#include <csignal>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -7,13 +8,27 @@
 #include "build_info.hpp"
 #include "cli/commands.hpp"
 #include "util/errors.hpp"
+#include "util/quote.hpp"
+
+namespace {
+
+// Every error is one line, whatever text from a file it repeats.
+void print_error(std::string_view prefix, const char* what) {
+  std::fprintf(stderr, "kvbench: %.*s%s\n", static_cast<int>(prefix.size()), prefix.data(), kvb::one_line(what).c_str());
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) the kernel would kill the process with SIGXFSZ, losing
+  // what it measured; ignored, the write fails with EFBIG like any full disk and ends in exit 3
+  // naming the file, after the journal has kept the finished sequences.
+  std::signal(SIGXFSZ, SIG_IGN);
   std::vector<std::string> args;
   try {
     args = kvb::cli::expand_resume(std::vector<std::string>(argv, argv + argc));
   } catch (const kvb::InputError& e) {
-    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    print_error("", e.what());
     return 2;
   }
   std::vector<char*> arg_pointers;
@@ -38,7 +53,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "kvbench: %s (see kvbench --help)\n", e.what());
+    print_error("", (std::string(e.what()) + " (see kvbench --help)").c_str());
     return 2;
   }
   try {
@@ -52,16 +67,16 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("merge")) return merge();
     return 2;  // unreachable: require_subcommand(1) and every subcommand is handled above
   } catch (const kvb::InputError& e) {
-    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    print_error("", e.what());
     return 2;
   } catch (const kvb::RuntimeFailure& e) {
-    std::fprintf(stderr, "kvbench: %s\n", e.what());
+    print_error("", e.what());
     return 3;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "kvbench: out of host memory\n");
     return 3;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kvbench: internal error: %s\n", e.what());
+    print_error("internal error: ", e.what());
     return 3;
   }
 }

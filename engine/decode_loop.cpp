@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "engine/decode_backend.hpp"
 #include "profiler/trace.hpp"
@@ -145,8 +146,19 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
       const double mass = backend->take_retained_mass(row);
       if (!std::isnan(mass)) o.retained_mass.push_back(static_cast<float>(mass));
     }
+    // A benchmark must not publish numbers computed from NaN or Inf (overflowed activations,
+    // corrupt weights that passed the load check): the run stops with exit 3, and the sequences
+    // already finished stay in the journal.
+    auto non_finite = [&] {
+      fail_runtime("sequence {}: non-finite logits (NaN or Inf) after {} tokens; the model's activations overflowed, "
+                   "nothing computed from them is reported", r.id, r.prompt.size() + o.tokens.size());
+    };
     if (opt.mode == RunMode::Generate) {
-      const int tok = samplers[i].sample(backend->host_logits(logits_row), vocab);
+      const float* logits = backend->host_logits(logits_row);
+      bool finite = true;
+      for (int v = 0; v < vocab; ++v) finite &= std::fabs(logits[v]) <= std::numeric_limits<float>::max();
+      if (!finite) non_finite();
+      const int tok = samplers[i].sample(logits, vocab);
       o.tokens.push_back(tok);
       next_token[row] = tok;
       if (is_stop_token(model, tok)) {
@@ -160,6 +172,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
     }
     if (opt.mode == RunMode::Replay) {
       const StepFidelity& f = fidelity[logits_row];
+      if (!std::isfinite(f.method_logprob) || !std::isfinite(f.full_logprob) || !std::isfinite(f.kl)) non_finite();
       o.target_logprob.push_back(static_cast<float>(f.method_logprob));
       o.predicted.push_back(f.method_argmax);
       o.kl.push_back(static_cast<float>(f.kl));

@@ -1,5 +1,8 @@
 #include "engine/model_config.hpp"
 
+#include <cmath>
+#include <utility>
+
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -42,7 +45,15 @@ void ModelConfig::validate(const std::string& source) const {
     fail_input("{}: attention heads ({}) is not a multiple of kv heads ({})", source, n_heads, n_kv_heads);
   if (head_dim % 2 != 0) fail_input("{}: head_dim {} is odd; RoPE needs pairs", source, head_dim);
   if (!(norm_eps > 0.0f && norm_eps < 1.0f)) fail_input("{}: norm eps {} is out of range", source, norm_eps);
-  if (!(rope_theta > 1.0)) fail_input("{}: rope theta {} must be > 1", source, rope_theta);
+  // Every real number of the config finite: +inf passes "> 1" and would turn every rotation
+  // (and so every logit) into NaN.
+  if (!(rope_theta > 1.0 && std::isfinite(rope_theta)))
+    fail_input("{}: rope theta {} must be finite and > 1", source, rope_theta);
+  const RopeScaling& r = rope_scaling;
+  for (const auto& [name, v] : {std::pair{"factor", r.factor}, {"low_freq_factor", r.low_freq_factor},
+                                {"high_freq_factor", r.high_freq_factor}, {"beta_fast", r.beta_fast},
+                                {"beta_slow", r.beta_slow}, {"attention_factor", r.attention_factor}})
+    if (!std::isfinite(v)) fail_input("{}: rope scaling {} {} must be finite", source, name, v);
   if (rope_scaling.type != RopeScalingType::None && !(rope_scaling.factor > 0.0))
     fail_input("{}: rope scaling factor {} must be > 0", source, rope_scaling.factor);
   if ((rope_scaling.type == RopeScalingType::Llama3 || rope_scaling.type == RopeScalingType::Yarn) &&

@@ -38,13 +38,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path, const std::string& kin
   if (n > file_.size() - 8)
     fail_input("{}: safetensors header length {} runs past the end of the file ({} bytes); truncated or not a {}", p,
                n, file_.size(), kind);
+  // The format's own limit (the reference implementation refuses larger headers): a real header
+  // is a few hundred KB, even for a shard of thousands of tensors.
+  constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+  if (n > kMaxHeaderBytes)
+    fail_input("{}: safetensors header length {} is over the format's limit of {} bytes; corrupt or not a {}", p, n,
+               kMaxHeaderBytes, kind);
   const std::string text = r.read_bytes(n, "safetensors header");
-  json header;
-  try {
-    header = json::parse(text);
-  } catch (const json::exception& e) {
-    fail_input("{}: safetensors header is not valid JSON: {}", p, e.what());
-  }
+  const json header = parse_json(text, p + ": safetensors header");
   if (!header.is_object()) fail_input("{}: safetensors header is not a JSON object", p);
   const uint64_t data_start = 8 + n;
   const uint64_t data_size = file_.size() - data_start;

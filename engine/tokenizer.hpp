@@ -20,6 +20,10 @@ class Tokenizer {
   // Whether encode() turns the text of special tokens (<|im_start|>, <｜User｜>) into their ids,
   // as a rendered chat template needs.
   virtual bool reads_special_tokens() const { return false; }
+  // The most bytes of text one token can stand for: a text of B bytes needs at least
+  // B / longest_token_bytes() tokens, which lets a prompt that cannot fit the context be refused
+  // before it is encoded. SIZE_MAX when the tokenizer cannot encode text at all.
+  virtual size_t longest_token_bytes() const = 0;
   int bos_id() const { return bos_id_; }
   int eos_id() const { return eos_id_; }
   // Whether prompts start with BOS (llama2.c and GGUF llama: yes; Qwen: no).

@@ -1,6 +1,9 @@
 #include "engine/weights.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <fmt/ranges.h>
 
@@ -134,6 +137,14 @@ Tensor convert_to_f32(const RawTensor& raw, const std::vector<int64_t>& shape, c
         for (int i = 0; i < 32; ++i) out[b * 32 + i] = scale * static_cast<int8_t>(block[2 + i]);
       }
       break;
+  }
+  // A benchmark must not publish numbers computed from NaN or Inf weights (a corrupt or
+  // overflowed export): one pass over what was just written, the index only looked for on failure.
+  bool finite = true;
+  for (uint64_t i = 0; i < count; ++i) finite &= std::fabs(out[i]) <= std::numeric_limits<float>::max();
+  if (!finite) {
+    const uint64_t at = static_cast<uint64_t>(std::find_if(out, out + count, [](float v) { return !std::isfinite(v); }) - out);
+    fail_input("{}: tensor {} holds a non-finite value ({}) at element {}", source, raw.name, out[at], at);
   }
   return t;
 }

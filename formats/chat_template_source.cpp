@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/errors.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb {
 
@@ -37,12 +38,7 @@ void check_size(const ChatTemplateSource& t) {
 
 // tokenizer_config.json: its template (if any) and its special-token texts.
 ChatTemplateSource read_tokenizer_config(const fs::path& path) {
-  json doc;
-  try {
-    doc = json::parse(read_text(path));
-  } catch (const json::exception& e) {
-    fail_input("{}: not JSON ({})", path.string(), e.what());
-  }
+  const json doc = parse_json(read_text(path), path.string());
   if (!doc.is_object()) fail_input("{}: expected a JSON object", path.string());
   ChatTemplateSource t;
   for (const char* name : {"bos_token", "eos_token", "unk_token", "pad_token"}) {

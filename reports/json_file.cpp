@@ -29,8 +29,16 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
     }
     done += static_cast<size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
+  // A full disk may only say so at fsync or close (delayed allocation, network filesystems): a
+  // file is renamed into place only when every byte is known to be on disk.
+  const bool synced = ::fsync(fd) == 0;
+  int err = errno;
+  const bool closed = ::close(fd) == 0;
+  if (synced && !closed) err = errno;
+  if (!synced || !closed) {
+    ::unlink(tmp.c_str());
+    fail_runtime("{}: write failed: {}", path.string(), std::strerror(err));
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "reports/html_report.hpp"
+#include "reports/json_schema.hpp"
 #include "reports/markup.hpp"
 #include "reports/result_schema.hpp"
 #include "reports/table.hpp"
@@ -21,13 +22,13 @@ json read_result_file(const std::string& path) {
   if (!doc.is_object() || !doc.contains("schema_version") || !doc.contains("runs"))
     fail_input("{}: not a kvbench result (no schema_version or runs)", path);
   if (doc["schema_version"] != kResultSchemaVersion)
-    fail_input("{}: result schema version {} (this kvbench reads version {})", path, doc["schema_version"].dump(),
+    fail_input("{}: result schema version {} (this kvbench reads version {})", path, describe(doc["schema_version"]),
                kResultSchemaVersion);
-  try {
-    render_summary_table(doc);  // every field the renderers read is present and of the right type
-  } catch (const json::exception& e) {
-    fail_input("{}: malformed kvbench result ({})", path, e.what());
-  }
+  // Once, against the documented schema, before anything renders or compares it: every field a
+  // renderer reads unguarded is required there with its type, so no reader meets a missing key
+  // or a wrong type (const operator[] on a missing key is undefined behaviour).
+  if (const std::string violation = schema_violation(doc, result_schema()); !violation.empty())
+    fail_input("{}: not a valid kvbench result: {}", path, violation);
   return doc;
 }
 

@@ -108,8 +108,10 @@ std::string render_summary_table(const json& doc) {
         std::to_string(m["compression"]["events"].get<int64_t>()),
         m["compression"]["events"].get<int64_t>() > 0 ? fmt::format("{:.3f}", m["compression"]["ms_per_event"].get<double>())
                                                       : "-"};
-    if (throughput)
-      r.push_back(fmt::format("{:.3f}", m["throughput"]["time_to_first_token_ms"]["p50"].get<double>()));
+    if (throughput)  // a merged or hand-edited document may mix modes: a run without the section shows "-"
+      r.push_back(m.contains("throughput")
+                      ? fmt::format("{:.3f}", m["throughput"]["time_to_first_token_ms"]["p50"].get<double>())
+                      : "-");
     if (replay) {
       if (m.contains("fidelity") && !m["fidelity"].empty()) {
         const json& f = m["fidelity"];

@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <sstream>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +25,7 @@
 #include "reports/table.hpp"
 #include "run/merge.hpp"
 #include "util/errors.hpp"
+#include "util/json_fields.hpp"
 
 extern char** environ;
 
@@ -52,7 +55,9 @@ int64_t manifest_units(const fs::path& manifest) {
   std::ifstream in(manifest);
   if (!in) return 0;
   try {
-    const nlohmann::json m = nlohmann::json::parse(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    const nlohmann::json m = parse_json(text.view(), manifest.string());
     int64_t n = 0;
     for (const auto& [run, units] : m.at("units").at("owned").items()) n += static_cast<int64_t>(units.size());
     return n;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "util/errors.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb {
 
@@ -125,12 +126,7 @@ JournalText read_journal_text(const std::string& path, bool header_only, const s
     ++number;
     if (in.eof()) break;  // no newline: a torn last line
     out.whole_bytes += line.size() + 1;
-    json parsed;
-    try {
-      parsed = json::parse(line);
-    } catch (const json::exception& e) {
-      fail_input("{}: {} line {}: not JSON ({})", context, path, number, e.what());
-    }
+    json parsed = parse_json(line, fmt::format("{}: {} line {}", context, path, number));
     if (number == 1) out.header = std::move(parsed);
     else out.lines.emplace_back(number, std::move(parsed));
     if (header_only) break;

@@ -1,11 +1,14 @@
 #include "run/prompt_builder.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "util/errors.hpp"
+#include "util/quote.hpp"
 #include "util/sha256.hpp"
 #include "util/timestamp.hpp"
 
@@ -103,12 +106,24 @@ std::string PromptBuilder::text(const WorkloadItem& item) const {
 std::vector<int> PromptBuilder::ids(const WorkloadItem& item) const {
   if (!item.prompt_ids.empty()) return item.prompt_ids;
   const std::string t = text(item);
-  if (!chat_ || item.prompt_rendered) return model_.tokenizer->encode_prompt(t);
-  if (!model_.tokenizer->reads_special_tokens())
+  // Refused before tokenizing: no token covers more than longest_token_bytes() of text, so a
+  // prompt longer than that times the context cannot fit, and a megabyte prompt is not worth the
+  // seconds it takes to tokenize only to be refused.
+  const size_t longest = std::max<size_t>(1, model_.tokenizer->longest_token_bytes());
+  const uint64_t at_least = t.size() / longest + (t.size() % longest != 0);
+  if (model_.config.max_seq_len > 0 && at_least > static_cast<uint64_t>(model_.config.max_seq_len))
+    fail_input("workload item {}: a prompt of {} bytes needs at least {} tokens, more than the model's context of {}",
+               quote(item.id), t.size(), at_least, model_.config.max_seq_len);
+  if (chat_ && !item.prompt_rendered && !model_.tokenizer->reads_special_tokens())
     fail_input("--prompt-template {}: the {} tokenizer cannot read the chat markers of a rendered template as "
                "special tokens; use --prompt-template plain",
                description_["template"].get<std::string>(), model_.tokenizer->kind());
-  return model_.tokenizer->encode(t);  // the template writes BOS itself
+  try {
+    if (!chat_ || item.prompt_rendered) return model_.tokenizer->encode_prompt(t);
+    return model_.tokenizer->encode(t);  // the template writes BOS itself
+  } catch (const InputError& e) {
+    fail_input("workload item {}: {}", quote(item.id), e.what());
+  }
 }
 
 }  // namespace kvb

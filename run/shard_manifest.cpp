@@ -7,6 +7,7 @@
 #include "reports/json_file.hpp"
 #include "util/errors.hpp"
 #include "run/result.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb {
 
@@ -51,7 +52,7 @@ ShardManifest read_shard_manifest(const std::string& dir) {
   text << in.rdbuf();
   ShardManifest m;
   try {
-    const json j = json::parse(text.str());
+    const json j = parse_json(text.view(), path.string());
     if (j.value("kvbench_shard", 0) != kManifestVersion)
       fail_input("merge: {}: not a kvbench shard manifest (version {})", path.string(), kManifestVersion);
     const json& s = j.at("shard");

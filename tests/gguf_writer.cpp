@@ -237,4 +237,71 @@ void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& 
   if (!f) throw std::runtime_error("cannot write " + path.string());
 }
 
+std::vector<float> pattern(int64_t n, int seed) {
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 7 + seed * 13) % 33 - 16) / 32.0f;
+  return v;
+}
+
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+GgufWriter tiny_writer(const TinySpec& s) {
+  GgufWriter w;
+  const std::string a = s.arch + ".";
+  const int hd = s.head_dim ? s.head_dim : s.dim / s.heads;
+  const int64_t d = s.dim, q = int64_t(s.heads) * hd, kv = int64_t(s.kv_heads) * hd, f = s.ffn;
+  const int64_t v = static_cast<int64_t>(kSpmTokens.size());
+  w.set("general.architecture", GgufValue::string(s.arch));
+  w.set("general.name", GgufValue::string("tiny-" + s.arch));
+  w.set(a + "context_length", GgufValue::u32(128));
+  w.set(a + "embedding_length", GgufValue::u32(s.dim));
+  w.set(a + "feed_forward_length", GgufValue::u32(s.ffn));
+  w.set(a + "block_count", GgufValue::u32(s.layers));
+  w.set(a + "attention.head_count", GgufValue::u32(s.heads));
+  w.set(a + "attention.head_count_kv", GgufValue::u32(s.kv_heads));
+  if (s.head_dim) w.set(a + "attention.key_length", GgufValue::u32(s.head_dim));
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-6f));
+  w.set(a + "rope.freq_base", GgufValue::f32(1000000.0f));
+  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
+  w.set("tokenizer.ggml.tokens", GgufValue::strings(kSpmTokens));
+  w.set("tokenizer.ggml.scores", GgufValue::f32s(kSpmScores));
+  w.set("tokenizer.ggml.token_type", GgufValue::i32s(kSpmTypes));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
+
+  int seed = 0;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    w.add_tensor(name, shape, pattern(numel(shape), ++seed));
+  };
+  add("token_embd.weight", {v, d});
+  add("output_norm.weight", {d});
+  if (!s.tied) add("output.weight", {v, d});
+  for (int l = 0; l < s.layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    add(b + "attn_norm.weight", {d});
+    add(b + "attn_q.weight", {q, d});
+    add(b + "attn_k.weight", {kv, d});
+    add(b + "attn_v.weight", {kv, d});
+    add(b + "attn_output.weight", {d, q});
+    if (s.arch == "qwen2") {
+      add(b + "attn_q.bias", {q});
+      add(b + "attn_k.bias", {kv});
+      add(b + "attn_v.bias", {kv});
+    }
+    if (s.arch == "qwen3") {
+      add(b + "attn_q_norm.weight", {hd});
+      add(b + "attn_k_norm.weight", {hd});
+    }
+    add(b + "ffn_norm.weight", {d});
+    add(b + "ffn_gate.weight", {f, d});
+    add(b + "ffn_up.weight", {f, d});
+    add(b + "ffn_down.weight", {d, f});
+  }
+  return w;
+}
+
 }  // namespace kvb::test

@@ -88,4 +88,27 @@ std::vector<uint8_t> encode_tensor(const std::vector<float>& values, uint32_t gg
 
 void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
 
+// ---- a tiny model: the loader tests' and the fuzz seeds' ----------------------------------
+
+struct TinySpec {
+  std::string arch = "llama";
+  int dim = 32, ffn = 64, layers = 2, heads = 4, kv_heads = 2;
+  int head_dim = 0;  // 0: dim / heads and no key_length key
+  bool tied = false;
+};
+
+// A small SentencePiece vocabulary: "ab a" encodes to {"▁ab", "▁a"} through three merges.
+inline const std::vector<std::string> kSpmTokens = {"<unk>", "<s>", "</s>", "\u2581", "a", "b",
+                                             "\u2581a", "ab", "\u2581ab", "<0x0A>"};
+inline const std::vector<float> kSpmScores = {0, 0, 0, 0, 0, 0, -1, -2, -3, 0};
+inline const std::vector<int32_t> kSpmTypes = {2, 3, 3, 1, 1, 1, 1, 1, 1, 6};
+
+// Multiples of 1/32 in [-0.5, 0.5]: exact in every storage type but Q8_0.
+std::vector<float> pattern(int64_t n, int seed);
+int64_t numel(const std::vector<int64_t>& shape);
+
+// A complete GGUF model of `s` with the vocabulary above; tensors written in order with pattern
+// seeds 1, 2, 3, ...
+GgufWriter tiny_writer(const TinySpec& s);
+
 }  // namespace kvb::test

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <random>
 
@@ -25,6 +27,13 @@ using test::GgufType;
 using test::GgufValue;
 using test::GgufWriter;
 using test::TempDir;
+using test::TinySpec;
+using test::kSpmScores;
+using test::kSpmTokens;
+using test::kSpmTypes;
+using test::numel;
+using test::pattern;
+using test::tiny_writer;
 using ::testing::HasSubstr;
 
 LoadOptions quick_options() {
@@ -32,89 +41,6 @@ LoadOptions quick_options() {
   o.hash_files = false;
   o.available_bytes = 1ull << 30;  // a corrupt header claiming a huge model is refused, not attempted
   return o;
-}
-
-// ---- a tiny model --------------------------------------------------------------------------
-
-struct TinySpec {
-  std::string arch = "llama";
-  int dim = 32, ffn = 64, layers = 2, heads = 4, kv_heads = 2;
-  int head_dim = 0;  // 0: dim / heads and no key_length key
-  bool tied = false;
-};
-
-// A small SentencePiece vocabulary: "ab a" encodes to {"▁ab", "▁a"} through three merges.
-const std::vector<std::string> kSpmTokens = {"<unk>", "<s>", "</s>", "\u2581", "a", "b",
-                                             "\u2581a", "ab", "\u2581ab", "<0x0A>"};
-const std::vector<float> kSpmScores = {0, 0, 0, 0, 0, 0, -1, -2, -3, 0};
-const std::vector<int32_t> kSpmTypes = {2, 3, 3, 1, 1, 1, 1, 1, 1, 6};
-
-// Multiples of 1/32 in [-0.5, 0.5]: exact in every storage type but Q8_0.
-std::vector<float> pattern(int64_t n, int seed) {
-  std::vector<float> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>((i * 7 + seed * 13) % 33 - 16) / 32.0f;
-  return v;
-}
-
-int64_t numel(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  return n;
-}
-
-GgufWriter tiny_writer(const TinySpec& s) {
-  GgufWriter w;
-  const std::string a = s.arch + ".";
-  const int hd = s.head_dim ? s.head_dim : s.dim / s.heads;
-  const int64_t d = s.dim, q = int64_t(s.heads) * hd, kv = int64_t(s.kv_heads) * hd, f = s.ffn;
-  const int64_t v = static_cast<int64_t>(kSpmTokens.size());
-  w.set("general.architecture", GgufValue::string(s.arch));
-  w.set("general.name", GgufValue::string("tiny-" + s.arch));
-  w.set(a + "context_length", GgufValue::u32(128));
-  w.set(a + "embedding_length", GgufValue::u32(s.dim));
-  w.set(a + "feed_forward_length", GgufValue::u32(s.ffn));
-  w.set(a + "block_count", GgufValue::u32(s.layers));
-  w.set(a + "attention.head_count", GgufValue::u32(s.heads));
-  w.set(a + "attention.head_count_kv", GgufValue::u32(s.kv_heads));
-  if (s.head_dim) w.set(a + "attention.key_length", GgufValue::u32(s.head_dim));
-  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-6f));
-  w.set(a + "rope.freq_base", GgufValue::f32(1000000.0f));
-  w.set("tokenizer.ggml.model", GgufValue::string("llama"));
-  w.set("tokenizer.ggml.tokens", GgufValue::strings(kSpmTokens));
-  w.set("tokenizer.ggml.scores", GgufValue::f32s(kSpmScores));
-  w.set("tokenizer.ggml.token_type", GgufValue::i32s(kSpmTypes));
-  w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(1));
-  w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(2));
-
-  int seed = 0;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-    w.add_tensor(name, shape, pattern(numel(shape), ++seed));
-  };
-  add("token_embd.weight", {v, d});
-  add("output_norm.weight", {d});
-  if (!s.tied) add("output.weight", {v, d});
-  for (int l = 0; l < s.layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    add(b + "attn_norm.weight", {d});
-    add(b + "attn_q.weight", {q, d});
-    add(b + "attn_k.weight", {kv, d});
-    add(b + "attn_v.weight", {kv, d});
-    add(b + "attn_output.weight", {d, q});
-    if (s.arch == "qwen2") {
-      add(b + "attn_q.bias", {q});
-      add(b + "attn_k.bias", {kv});
-      add(b + "attn_v.bias", {kv});
-    }
-    if (s.arch == "qwen3") {
-      add(b + "attn_q_norm.weight", {hd});
-      add(b + "attn_k_norm.weight", {hd});
-    }
-    add(b + "ffn_norm.weight", {d});
-    add(b + "ffn_gate.weight", {f, d});
-    add(b + "ffn_up.weight", {f, d});
-    add(b + "ffn_down.weight", {d, f});
-  }
-  return w;
 }
 
 // Bytes of `values` in the host's (little-endian) order.
@@ -662,7 +588,7 @@ TEST(GgufLoader, Gpt2TokenizerFromMetadata) {
   expect_input_error(dir / "bad-merge.gguf", "embedded tokenizer");
   w.set("tokenizer.ggml.merges", GgufValue::strings({"ab"}));
   w.write(dir / "bad-merge.gguf");
-  expect_input_error(dir / "bad-merge.gguf", "merge 'ab' has no space");
+  expect_input_error(dir / "bad-merge.gguf", "merge \"ab\" has no space");
 }
 
 TEST(GgufLoader, Qwen3VocabularyTokenizesLikeTokenizerJson) {
@@ -903,7 +829,7 @@ TEST(GgufLoaderErrors, UnknownArchitecture) {
   GgufWriter w = tiny_writer({});
   w.set("general.architecture", GgufValue::string("gptneox"));
   w.write(dir / "m.gguf");
-  expect_input_error(dir / "m.gguf", "unsupported architecture 'gptneox'");
+  expect_input_error(dir / "m.gguf", "unsupported architecture \"gptneox\"");
 }
 
 TEST(GgufLoaderErrors, UnsupportedTensorType) {
@@ -988,6 +914,45 @@ TEST(GgufLoaderErrors, LoadModelDispatchesGguf) {
   TempDir dir;
   tiny_writer({}).write(dir / "m.gguf");
   EXPECT_EQ(load_model((dir / "m.gguf").string(), quick_options()).info.format, "gguf");
+}
+
+// A benchmark must not publish numbers computed from NaN: a weight that is NaN or Inf (in any
+// stored type) is refused at load, an infinite RoPE base too; finite weights whose activations
+// overflow stop the run at the first non-finite logits with exit 3, naming the sequence.
+TEST(GgufLoaderErrors, NonFiniteWeightsAndRopeBaseAreRefused) {
+  TempDir dir;
+  for (const uint32_t type : {test::kGgmlF32, test::kGgmlF16, test::kGgmlBF16}) {
+    GgufWriter w = tiny_writer({});
+    std::vector<float> values = pattern(32 * 32, 5);
+    values[77] = type == test::kGgmlF16 ? std::numeric_limits<float>::infinity() : std::nanf("");
+    w.remove_tensor("blk.0.attn_q.weight");
+    w.add_tensor("blk.0.attn_q.weight", {32, 32}, values, type);
+    w.write(dir / "nan.gguf");
+    expect_input_error(dir / "nan.gguf", "tensor blk.0.attn_q.weight holds a non-finite value");
+    expect_input_error(dir / "nan.gguf", "at element 77");
+  }
+  GgufWriter w = tiny_writer({});
+  w.set("llama.rope.freq_base", GgufValue::f32(std::numeric_limits<float>::infinity()));
+  w.write(dir / "inf.gguf");
+  expect_input_error(dir / "inf.gguf", "rope theta inf must be finite");
+}
+
+TEST(CliRun, OverflowingActivationsStopTheRunWithExitThree) {
+  TempDir dir;
+  GgufWriter w = tiny_writer({});
+  // Finite weights, but q = 1e30 * x: the attention scores overflow to inf, the softmax to NaN.
+  w.remove_tensor("blk.0.attn_q.weight");
+  w.remove_tensor("blk.0.attn_k.weight");
+  w.add_tensor("blk.0.attn_q.weight", {32, 32}, std::vector<float>(32 * 32, 1e30f));
+  w.add_tensor("blk.0.attn_k.weight", {16, 32}, std::vector<float>(16 * 32, 1e30f));
+  w.write(dir / "overflow.gguf");
+  for (const char* mode : {"generate", "replay"}) {
+    const test::CommandResult r = test::run_kvbench(std::string("run -q -m ") + (dir / "overflow.gguf").string() +
+                                                    " --mode " + mode + " -p \"ab a\" -n 4 --method full --out " +
+                                                    (dir / mode).string());
+    EXPECT_EQ(r.exit_code, 3) << mode << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr("non-finite logits")) << mode;
+  }
 }
 
 }  // namespace

@@ -18,10 +18,18 @@
 #include "engine/methods/zip_reader.hpp"
 #include "engine/model.hpp"
 #include "test_support.hpp"
+#include "tests/torch_pt_writer.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
 namespace {
+
+using test::FakeStatsOptions;
+using test::PickleOut;
+using test::ZipEntryIn;
+using test::fake_stats_pt;
+using test::fake_value;
+using test::make_zip;
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -42,153 +50,6 @@ void expect_input_error(const std::function<void()>& f, const std::string& path,
   }
 }
 #define EXPECT_INPUT_ERROR_NAMING(stmt, path, ...) expect_input_error([&] { stmt; }, path, ##__VA_ARGS__)
-
-// ---------------------------------------------------------------------------------------------
-// A small zip writer (stored or deflated entries, correct CRCs) for building test archives.
-
-struct ZipEntryIn {
-  std::string name, data;
-  bool deflate = false;
-};
-
-void put16(std::string& s, uint16_t v) { s.append(reinterpret_cast<const char*>(&v), 2); }
-void put32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
-
-std::string raw_deflate(const std::string& in) { return test::deflate_bytes(in, -MAX_WBITS); }
-
-std::string make_zip(const std::vector<ZipEntryIn>& entries) {
-  std::string out, central;
-  for (const ZipEntryIn& e : entries) {
-    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(e.data.data()), e.data.size()));
-    const std::string body = e.deflate ? raw_deflate(e.data) : e.data;
-    const uint16_t method = e.deflate ? 8 : 0;
-    const uint32_t offset = static_cast<uint32_t>(out.size());
-    put32(out, 0x04034b50); put16(out, 20); put16(out, 0); put16(out, method); put16(out, 0); put16(out, 0);
-    put32(out, crc); put32(out, static_cast<uint32_t>(body.size())); put32(out, static_cast<uint32_t>(e.data.size()));
-    put16(out, static_cast<uint16_t>(e.name.size())); put16(out, 0);
-    out += e.name;
-    out += body;
-    put32(central, 0x02014b50); put16(central, 20); put16(central, 20); put16(central, 0); put16(central, method);
-    put16(central, 0); put16(central, 0); put32(central, crc); put32(central, static_cast<uint32_t>(body.size()));
-    put32(central, static_cast<uint32_t>(e.data.size())); put16(central, static_cast<uint16_t>(e.name.size()));
-    put16(central, 0); put16(central, 0); put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
-    central += e.name;
-  }
-  const uint32_t cd_offset = static_cast<uint32_t>(out.size());
-  out += central;
-  put32(out, 0x06054b50); put16(out, 0); put16(out, 0);
-  put16(out, static_cast<uint16_t>(entries.size())); put16(out, static_cast<uint16_t>(entries.size()));
-  put32(out, static_cast<uint32_t>(central.size())); put32(out, cd_offset); put16(out, 0);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A pickle writer emitting what torch.save emits for a stats dict, with knobs for corruption.
-
-struct PickleOut {
-  std::string s = "\x80\x02";
-  void op(char c) { s += c; }
-  void str(const std::string& v) { op('X'); put32(s, static_cast<uint32_t>(v.size())); s += v; }
-  void integer(int v) { op('J'); put32(s, static_cast<uint32_t>(v)); }
-  void global(const std::string& module, const std::string& name) { op('c'); s += module + "\n" + name + "\n"; }
-  // _rebuild_tensor_v2(storage(key, numel), offset, (n,), (1,), False, OrderedDict())
-  void tensor(const std::string& key, int storage_numel, int offset, int n,
-              const std::string& storage_global = "FloatStorage") {
-    global("torch._utils", "_rebuild_tensor_v2");
-    op('(');
-    op('(');
-    str("storage");
-    global("torch", storage_global);
-    str(key);
-    str("cpu");
-    integer(storage_numel);
-    op('t');
-    op('Q');
-    integer(offset);
-    integer(n);
-    op('\x85');
-    integer(1);
-    op('\x85');
-    op('\x89');
-    global("collections", "OrderedDict");
-    op(')');
-    op('R');
-    op('t');
-    op('R');
-  }
-};
-
-struct FakeStatsOptions {
-  int layers = 2, heads = 2, freqs = 4;
-  int storage_numel_claim = -1;       // numel written in the persistent id (default: the real one)
-  std::string storage_global = "FloatStorage";
-  std::string extra_global_module;    // emits an extra GLOBAL before the stats when set
-  std::string extra_metadata;         // raw pickle of extra key/value pairs inside "metadata"
-  bool deflate = false;
-};
-
-// Values are a deterministic function of (layer, head, field, f) so tests can check them.
-float fake_value(int l, int h, int k, int f) { return (k == 2 ? 2.0f : 0.5f) + 0.01f * f + 0.1f * h + l + 0.001f * k; }
-
-std::string fake_stats_pt(const FakeStatsOptions& o) {
-  PickleOut p;
-  std::vector<ZipEntryIn> storages;
-  p.op('}');
-  p.op('(');
-  p.str("metadata");
-  p.op('}');
-  p.op('(');
-  p.str("rope_style");
-  p.str("half");
-  p.str("sampled_heads");
-  p.op(']');
-  p.op('(');
-  for (int l = 0; l < o.layers; ++l)
-    for (int h = 0; h < o.heads; ++h) {
-      p.op(']'); p.op('('); p.integer(l); p.integer(h); p.op('e');
-    }
-  p.op('e');
-  p.str("head_dim");
-  p.integer(2 * o.freqs);
-  p.str("model_name");
-  p.str("fake/model");
-  p.s += o.extra_metadata;
-  p.op('u');
-  if (!o.extra_global_module.empty()) {
-    p.str("evil");
-    p.global(o.extra_global_module, "system");
-  }
-  p.str("stats");
-  p.op('}');
-  p.op('(');
-  const char* names[3] = {"q_mean_real", "q_mean_imag", "q_abs_mean"};
-  int key = 0;
-  for (int l = 0; l < o.layers; ++l)
-    for (int h = 0; h < o.heads; ++h) {
-      p.str(fmt::format("layer{:02d}_head{:02d}", l, h));
-      p.op('}');
-      p.op('(');
-      for (int k = 0; k < 3; ++k) {
-        std::string data;
-        for (int f = 0; f < o.freqs; ++f) {
-          const float v = fake_value(l, h, k, f);
-          data.append(reinterpret_cast<const char*>(&v), 4);
-        }
-        const std::string skey = std::to_string(key++);
-        storages.push_back({"arch/data/" + skey, data, o.deflate});
-        p.str(names[k]);
-        p.tensor(skey, o.storage_numel_claim >= 0 ? o.storage_numel_claim : o.freqs, 0, o.freqs, o.storage_global);
-      }
-      p.op('u');
-    }
-  p.op('u');
-  p.op('u');
-  p.op('.');
-  std::vector<ZipEntryIn> entries = {{"arch/data.pkl", p.s, o.deflate}, {"arch/byteorder", "little"}};
-  entries.insert(entries.end(), storages.begin(), storages.end());
-  entries.push_back({"arch/version", "3\n"});
-  return make_zip(entries);
-}
 
 // The energy-weighted concentration of one head: sum_f |qbar_f| / sum_f qabs_f.
 double head_concentration(const HeadStats& h) {
@@ -400,18 +261,24 @@ TEST(QueryStats, ReadsOtherMetadataValueTypes) {
   EXPECT_EQ(qs.rope_scaling_type, "none");
 }
 
+// Writes an archive of `entries` to `path`: reading it must be an InputError naming the file and
+// saying `needle`.
+void expect_refused(const std::string& path, const std::vector<ZipEntryIn>& entries, const std::string& needle) {
+  write_file(path, make_zip(entries));
+  try {
+    read_query_stats(path);
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 TEST(QueryStats, SurvivesCyclesDeepNestingAndProtocol4) {
   test::TempDir dir;
   const std::string p = (dir / "odd.pt").string();
   auto refused_with = [&](const std::string& pkl, const std::string& needle) {
-    write_file(p, make_zip({{"a/data.pkl", pkl}}));
-    try {
-      read_query_stats(p);
-      ADD_FAILURE() << "accepted";
-    } catch (const InputError& e) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    expect_refused(p, {{"a/data.pkl", pkl}}, needle);
   };
   // A list that contains itself.
   refused_with(std::string("\x80\x02]q\x00h\x00" "a.", 9), "top-level object is a list");
@@ -424,6 +291,35 @@ TEST(QueryStats, SurvivesCyclesDeepNestingAndProtocol4) {
   p4.append(reinterpret_cast<const char*>(&frame), 8);
   p4 += "}\x94\x8c\x05stats\x94}\x94s.";
   refused_with(p4, "no heads");
+}
+
+// Bombs: a deflated data.pkl of millions of NONE opcodes (an object each), a pickle over the size
+// limit, and storages that together inflate past the archive's read budget are refused before
+// the memory is asked for, each one InputError naming the file.
+TEST(QueryStats, PickleAndStorageBombsAreRefused) {
+  test::TempDir dir;
+  const std::string p = (dir / "bomb.pt").string();
+  auto refused_with = [&](const std::vector<ZipEntryIn>& entries, const std::string& needle) {
+    expect_refused(p, entries, needle);
+  };
+  refused_with({{"a/data.pkl", "\x80\x02" + std::string(3u << 20, 'N') + ".", true}}, "objects (the limit)");
+  std::string gets("\x80\x02Nq\x00", 5);  // None, memoized; then millions of references to it
+  for (int k = 0; k < 2200000; ++k) gets += std::string("h\x00", 2);
+  refused_with({{"a/data.pkl", gets + ".", true}}, "values on the stack (the limit)");
+  refused_with({{"a/data.pkl", std::string(65u << 20, 'N'), true}}, "larger than");
+  // Three storages of 90 MiB of zeros each (about 90 KB deflated each): past 256 MiB in all.
+  using namespace std::string_literals;
+  std::string pkl = "\x80\x02("s;
+  std::vector<ZipEntryIn> entries;
+  for (int k = 0; k < 3; ++k) {
+    const std::string key = std::to_string(k);  // one digit or two: BINUNICODE of its length
+    pkl += "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX"s + char(key.size()) + "\x00\x00\x00"s + key +
+           "X\x03\x00\x00\x00" "cpuJ\x00\x00\x68\x01tQ"s;  // 90 Mi / 4 floats
+    entries.push_back({"a/data/" + key, std::string(90u << 20, '\0'), true});
+  }
+  pkl += "t.";
+  entries.insert(entries.begin(), {"a/data.pkl", pkl});
+  refused_with(entries, "reads from one archive");
 }
 
 TEST(QueryStats, WriterRefusesIncompleteStats) {

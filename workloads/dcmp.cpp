@@ -12,9 +12,12 @@
 namespace kvb::workloads {
 namespace {
 
-// A corrupt or hostile stream must not exhaust memory; the largest real trace inflates to a few
-// MiB, so 1 GiB is far beyond anything legitimate.
-constexpr size_t kMaxInflated = size_t(1) << 30;
+// A corrupt or hostile stream must not exhaust memory. The largest real trace (shared/data, the
+// R1 sparse-regress trace) inflates to 2.9 MB holding 524,146 MessagePack values; the limits are
+// about 20x and 8x that. Decoded, a value costs nlohmann ~16-48 bytes, so 4 Mi values stay
+// under ~200 MB however small each is on disk (a 261 KB gzip of 256 Mi one-byte ints otherwise
+// asks for 4 GB and more).
+constexpr size_t kMaxInflated = size_t(64) << 20;
 
 uint64_t read_be(const uint8_t* p, size_t n) {
   uint64_t v = 0;
@@ -40,7 +43,8 @@ std::string gunzip(const std::string& path, std::string_view compressed) {
     if (produced == out.size()) {
       if (out.size() >= kMaxInflated) {
         inflateEnd(&zs);
-        fail_input("{}: gzip stream inflates to more than {} bytes; corrupt", path, kMaxInflated);
+        fail_input("{}: gzip stream inflates to more than {} bytes (the limit; docs/reliability.md)", path,
+                   kMaxInflated);
       }
       out.resize(std::min(out.size() * 2, kMaxInflated));
     }
@@ -73,18 +77,20 @@ std::string gunzip(const std::string& path, std::string_view compressed) {
   return out;
 }
 
-std::string check_msgpack(std::string_view data, size_t max_depth) {
+std::string check_msgpack(std::string_view data, size_t max_depth, uint64_t max_values) {
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());
   const size_t size = data.size();
   size_t pos = 0;
   // Values still to read at each open nesting level; the outermost level holds one value.
   std::vector<uint64_t> pending{1};
+  uint64_t values = 0;
   while (!pending.empty()) {
     if (pending.back() == 0) {
       pending.pop_back();
       continue;
     }
     --pending.back();
+    if (++values > max_values) return fmt::format("MessagePack holds more than {} values (the limit)", max_values);
     if (pos >= size) return "MessagePack data ends early";
     const uint8_t tag = p[pos++];
     uint64_t skip = 0;      // payload bytes after the tag and its length field
@@ -164,7 +170,7 @@ nlohmann::json decode_dcmp(const std::string& path, std::string_view bytes) {
     fail_input("{}: unknown DCMP compression byte 0x{:02x} (expected 'N' or 'G')", path,
                static_cast<unsigned char>(bytes[5]));
   }
-  if (std::string problem = check_msgpack(msgpack, 64); !problem.empty()) {
+  if (std::string problem = check_msgpack(msgpack, kMaxMsgpackDepth, kMaxMsgpackValues); !problem.empty()) {
     fail_input("{}: corrupt trace: {}", path, problem);
   }
   try {

@@ -4,6 +4,7 @@
 //   stream follows, whose content is the MessagePack); then exactly one MessagePack value.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,10 +17,15 @@ nlohmann::json decode_dcmp(const std::string& path, std::string_view bytes);
 // Inflates a whole gzip stream. Throws InputError naming `path` on truncated or corrupt data.
 std::string gunzip(const std::string& path, std::string_view compressed);
 
+// decode_dcmp's limits (why: dcmp.cpp, docs/reliability.md): inflated bytes are capped in gunzip.
+inline constexpr size_t kMaxMsgpackDepth = 64;
+inline constexpr uint64_t kMaxMsgpackValues = uint64_t(1) << 22;
+
 // Checks that `data` holds exactly one well-formed MessagePack value nested at most `max_depth`
-// deep, without recursion; returns an empty string when it does, else what is wrong.
+// deep and counting at most `max_values` values (containers included), without recursion;
+// returns an empty string when it does, else what is wrong.
 // nlohmann's MessagePack reader recurses once per nesting level and trusts declared lengths,
 // so a corrupt file could otherwise overflow the stack.
-std::string check_msgpack(std::string_view data, size_t max_depth);
+std::string check_msgpack(std::string_view data, size_t max_depth, uint64_t max_values);
 
 }  // namespace kvb::workloads

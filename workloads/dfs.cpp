@@ -8,6 +8,7 @@
 #include <string>
 
 #include "util/errors.hpp"
+#include "util/quote.hpp"
 #include "workloads/formats.hpp"
 
 namespace kvb::workloads {
@@ -67,7 +68,7 @@ Workload parse_dfs_set(const std::string& path, const json& doc) {
     if (id == c.end()) item.id = "case-" + std::to_string(i);
     else if (id->is_string() || id->is_number_integer()) item.id = *scalar_to_string(*id);
     else err("id must be a string or an integer");
-    if (!seen.insert(item.id).second) err("duplicate id \"{}\"", item.id);
+    if (!seen.insert(item.id).second) err("duplicate id {}", quote(item.id));
 
     auto graph = c.find("graph");
     if (graph == c.end() || !graph->is_object()) err("`graph` must be an object");

@@ -16,6 +16,7 @@
 #include "util/errors.hpp"
 #include "workloads/answer_text.hpp"
 #include "workloads/grading_parts.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb::workloads {
 namespace {
@@ -126,12 +127,12 @@ size_t enclosing_open(std::string_view s, size_t at) {
 // JSON as written, or with single quotes turned into double quotes (a Python dict,
 // {'current_node': 3, ...}, is a common way for a model to write it).
 json parse_lenient(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  json j = parse_json_or_discarded(text);
   if (j.is_discarded() && text.find('\'') != npos) {
     std::string fixed(text);
     std::replace(fixed.begin(), fixed.end(), '\'', '"');
     for (size_t p = fixed.find("None"); p != npos; p = fixed.find("None", p)) fixed.replace(p, 4, "null");
-    j = json::parse(fixed, nullptr, false);
+    j = parse_json_or_discarded(fixed);
   }
   return j;
 }
@@ -142,14 +143,14 @@ std::string node_text(const std::optional<int64_t>& v) { return v ? std::to_stri
 }  // namespace
 
 bool is_dfs_answer(const std::string& reference) {
-  json j = json::parse(reference, nullptr, false);
+  json j = parse_json_or_discarded(reference);
   std::string why;
   return !j.is_discarded() && read_state(j, why).has_value();
 }
 
 Grade grade_dfs(const std::string& text, const std::string& reference) {
   std::string why;
-  json ref_json = json::parse(reference, nullptr, false);
+  json ref_json = parse_json_or_discarded(reference);
   std::optional<DfsState> ref;
   if (!ref_json.is_discarded()) ref = read_state(ref_json, why);
   else why = "not valid JSON";

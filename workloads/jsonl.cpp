@@ -7,6 +7,8 @@
 
 #include "util/errors.hpp"
 #include "workloads/formats.hpp"
+#include "util/json_fields.hpp"
+#include "util/quote.hpp"
 
 namespace kvb::workloads {
 namespace {
@@ -43,12 +45,6 @@ std::string short_parse_message(const char* what) {
     msg += "...";
   }
   return msg;
-}
-
-// A value for an error message: numbers as written, other things by their type ("an array").
-std::string describe(const json& v) {
-  if (v.is_number()) return v.dump();
-  return std::string(v.is_array() || v.is_object() ? "an " : "a ") + v.type_name();
 }
 
 std::vector<int> read_ids(const json& v, std::string_view field, const LocatedError& err) {
@@ -154,6 +150,10 @@ Workload parse_jsonl(const std::string& path, std::string_view text) {
 
     LocatedError err{fmt::format("{}:{}", path, line_no)};
     json obj;
+    if (const size_t at = json_too_deep_at(line); at != std::string_view::npos)
+      err("malformed JSON: nested deeper than {} levels (at column {})", kMaxJsonDepth, at + 1);
+    if (const size_t nul = line.find('\0'); nul != std::string_view::npos)
+      err("malformed JSON: a NUL byte at column {}", nul + 1);
     try {
       obj = json::parse(line.begin(), line.end());
     } catch (const json::exception& e) {
@@ -163,7 +163,7 @@ Workload parse_jsonl(const std::string& path, std::string_view text) {
 
     WorkloadItem item = read_item(obj, line_no, err);
     auto [it, inserted] = first_line_of_id.emplace(item.id, line_no);
-    if (!inserted) err("duplicate id \"{}\" (first used on line {})", item.id, it->second);
+    if (!inserted) err("duplicate id {} (first used on line {})", quote(item.id), it->second);
     w.items.push_back(std::move(item));
   }
   if (line_no == 0) fail_input("{}: the file is empty (no workload items)", path);

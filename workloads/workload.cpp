@@ -9,6 +9,7 @@
 #include "util/mapped_file.hpp"
 #include "util/sha256.hpp"
 #include "workloads/formats.hpp"
+#include "util/json_fields.hpp"
 
 namespace kvb {
 namespace {
@@ -43,8 +44,7 @@ Workload load_workload(const std::string& path) {
   } else if (first_non_space(bytes) == '[') {
     // A whole-file JSON array: the DFS state-query sets. Anything else starting with '[' is
     // left to the JSONL reader, whose line-level message ("not a JSON object") says what is wrong.
-    nlohmann::json doc = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr,
-                                               /*allow_exceptions=*/false);
+    nlohmann::json doc = parse_json_or_discarded(bytes);
     if (workloads::is_dfs_set(doc)) w = workloads::parse_dfs_set(path, doc);
     else w = workloads::parse_jsonl(path, bytes);
   } else {

@@ -22,6 +22,7 @@
 #include "engine/tokenizers/spm_tokenizer.hpp"
 #include "util/errors.hpp"
 #include "util/mapped_file.hpp"
+#include "util/quote.hpp"
 
 namespace kvb {
 
@@ -489,7 +490,7 @@ ModelConfig read_config(const GgufFile& g, int vocab_size) {
     c.rope_pairing = RopePairing::Half;
     c.qk_norm = true;
   } else {
-    fail_input("{}: unsupported architecture '{}' (kvbench runs llama, qwen2 and qwen3)", path, *arch);
+    fail_input("{}: unsupported architecture {} (kvbench runs llama, qwen2 and qwen3)", path, quote(*arch));
   }
   const std::string p = *arch + ".";
   auto count = [&](const std::string& key) { return to_int(g, p + key, require_int(g, p + key)); };
@@ -530,7 +531,7 @@ ModelConfig read_config(const GgufFile& g, int vocab_size) {
       s.beta_fast = g.get_float(p + "rope.scaling.yarn_beta_fast").value_or(s.beta_fast);
       s.beta_slow = g.get_float(p + "rope.scaling.yarn_beta_slow").value_or(s.beta_slow);
     } else {
-      fail_input("{}: unsupported rope scaling type '{}' (none, linear and yarn are supported)", path, *type);
+      fail_input("{}: unsupported rope scaling type {} (none, linear and yarn are supported)", path, quote(*type));
     }
   } else if (auto linear = g.get_float(p + "rope.scale_linear"); linear && *linear != 1.0) {
     c.rope_scaling.type = RopeScalingType::Linear;  // the older key for linear scaling
@@ -586,12 +587,13 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& g, std::vector<std::st
   }
   if (model == "gpt2") {
     ByteBpeSpec spec;
+    spec.origin = path + ": embedded tokenizer";
     const auto merges = g.get_string_array("tokenizer.ggml.merges");
     if (!merges) fail_input("{}: tokenizer.ggml.merges is missing (needed by the gpt2 tokenizer)", path);
     spec.merges.reserve(merges->size());
     for (const std::string& m : *merges) {
       const size_t space = m.find(' ');
-      if (space == std::string::npos) fail_input("{}: tokenizer merge '{}' has no space", path, m);
+      if (space == std::string::npos) fail_input("{}: tokenizer merge {} has no space", path, quote(m));
       spec.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
     }
     // Control tokens (chat markers, BOS/EOS) are hidden when decoding; user-defined ones (e.g.
@@ -620,7 +622,7 @@ std::unique_ptr<Tokenizer> read_tokenizer(const GgufFile& g, std::vector<std::st
     }
   }
   if (model.empty()) fail_input("{}: no embedded tokenizer (tokenizer.ggml.model is missing)", path);
-  fail_input("{}: unsupported tokenizer model '{}' (llama and gpt2 are supported)", path, model);
+  fail_input("{}: unsupported tokenizer model {} (llama and gpt2 are supported)", path, quote(model));
 }
 
 }  // namespace

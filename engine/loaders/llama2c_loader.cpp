@@ -46,7 +46,10 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
   c.tied_embeddings = h[5] > 0;
-  c.vocab_size = h[5] < 0 ? -h[5] : h[5];
+  // Negated in 64 bits: -INT32_MIN does not fit an int (validate() then refuses the size).
+  const int64_t vocab = h[5] < 0 ? -int64_t(h[5]) : h[5];
+  if (vocab > (1 << 22)) fail_input("{}: vocab_size {} is out of range [1, {}]", path, h[5], 1 << 22);
+  c.vocab_size = static_cast<int>(vocab);
   c.max_seq_len = h[6];
   c.head_dim = c.n_heads > 0 && c.dim % c.n_heads == 0 ? c.dim / c.n_heads : 0;
   if (c.n_heads <= 0 || c.dim % c.n_heads != 0)

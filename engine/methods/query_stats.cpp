@@ -17,6 +17,7 @@
 #include "engine/methods/torch_pt_reader.hpp"
 #include "engine/safetensors_file.hpp"
 #include "util/errors.hpp"
+#include "util/quote.hpp"
 #include "util/mapped_file.hpp"
 
 namespace kvb {
@@ -45,7 +46,7 @@ const std::vector<float>& field(const HeadStats& h, int k) {
 
 void check_rope_style(const std::string& style, const std::string& path) {
   if (style != "half" && style != "interleaved")
-    fail_input("{}: rope style '{}' is neither 'half' nor 'interleaved'", path, style);
+    fail_input("{}: rope style {} is neither 'half' nor 'interleaved'", path, quote(style));
 }
 
 // HF's rope_type names as calibrate.py records them, in kvbench's spelling.
@@ -93,7 +94,7 @@ int64_t parse_int(const std::string& text, const std::string& path, const std::s
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi)
-    fail_input("{}: metadata {} = '{}' is not an integer in [{}, {}]", path, key, text, lo, hi);
+    fail_input("{}: metadata {} = {} is not an integer in [{}, {}]", path, key, quote(text), lo, hi);
   return v;
 }
 
@@ -101,7 +102,7 @@ double parse_double(const std::string& text, const std::string& path, const std:
   double v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(v) || v <= 0)
-    fail_input("{}: metadata {} = '{}' is not a positive number", path, key, text);
+    fail_input("{}: metadata {} = {} is not a positive number", path, key, quote(text));
   return v;
 }
 
@@ -224,9 +225,9 @@ QueryStats read_query_stats_safetensors(const std::string& path) {
   const SafetensorsFile file(path, "stats file (.pt or kvbench safetensors)");
   std::map<std::string, std::string> meta = file.metadata();
   if (meta["format"] != kFormatName)
-    fail_input("{}: not a kvbench query-stats file (metadata format '{}', expected '{}')", path, meta["format"], kFormatName);
+    fail_input("{}: not a kvbench query-stats file (metadata format {}, expected '{}')", path, quote(meta["format"]), kFormatName);
   if (meta["version"] != kFormatVersion)
-    fail_input("{}: query-stats format version '{}' is not supported (expected {})", path, meta["version"], kFormatVersion);
+    fail_input("{}: query-stats format version {} is not supported (expected {})", path, quote(meta["version"]), kFormatVersion);
 
   QueryStats qs;
   qs.format = "kvbench-safetensors";

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "util/errors.hpp"
+#include "util/quote.hpp"
 
 namespace kvb::pt {
 
@@ -74,6 +75,12 @@ enum Op : uint8_t {
   FRAME = 0x95,
 };
 
+// A hostile pickle must not ask for unbounded memory: one opcode byte can create an object
+// (~140 bytes here) or push a memo reference. The official statistics' data.pkl is 370 KB of
+// 114,095 opcodes; the limits are ~180x and ~18x that (docs/reliability.md).
+constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
+constexpr size_t kMaxPickleValues = size_t(1) << 21;  // objects made, and values on the stack
+
 constexpr const char* kRebuildTensor = "torch._utils._rebuild_tensor_v2";
 constexpr const char* kFloatStorage = "torch.FloatStorage";
 constexpr const char* kOrderedDict = "collections.OrderedDict";
@@ -104,7 +111,10 @@ class Unpickler {
           if (!stack_.empty()) bad("STOP leaves {} values on the stack", stack_.size());
           return result;
         }
-        case MARK: marks_.push_back(stack_.size()); break;
+        case MARK:
+          if (marks_.size() >= kMaxPickleValues) bad("more than {} open MARKs (the limit)", kMaxPickleValues);
+          marks_.push_back(stack_.size());
+          break;
         case NONE: push(make(Kind::None)); break;
         case NEWTRUE:
         case NEWFALSE: {
@@ -191,7 +201,7 @@ class Unpickler {
           const std::string_view module = line();  // two statements: operand order matters
           std::string name = std::string(module) + "." + std::string(line());
           if (name != kRebuildTensor && name != kFloatStorage && name != kOrderedDict)
-            bad("refusing pickle global '{}' (only {}, {} and {} are allowed)", name, kRebuildTensor, kFloatStorage,
+            bad("refusing pickle global {} (only {}, {} and {} are allowed)", quote(name), kRebuildTensor, kFloatStorage,
                 kOrderedDict);
           const uint32_t id = make(Kind::Global);
           obj(id).s = std::move(name);
@@ -249,7 +259,7 @@ class Unpickler {
 
   Object& obj(uint32_t id) { return f_.objects_[id]; }
   uint32_t make(Kind k) {
-    if (f_.objects_.size() >= UINT32_MAX) bad("too many objects");
+    if (f_.objects_.size() >= kMaxPickleValues) bad("more than {} objects (the limit)", kMaxPickleValues);
     f_.objects_.emplace_back().kind = k;
     return static_cast<uint32_t>(f_.objects_.size() - 1);
   }
@@ -266,7 +276,10 @@ class Unpickler {
 
   // Values below the innermost MARK belong to the enclosing frame and cannot be popped.
   size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }
-  void push(uint32_t id) { stack_.push_back(id); }
+  void push(uint32_t id) {
+    if (stack_.size() >= kMaxPickleValues) bad("more than {} values on the stack (the limit)", kMaxPickleValues);
+    stack_.push_back(id);
+  }
   uint32_t top() {
     if (stack_.size() <= floor()) bad("stack is empty");
     return stack_.back();
@@ -308,18 +321,19 @@ class Unpickler {
     if (pid.kind != Kind::Tuple || pid.items.size() != 5) bad("persistent id is not a 5-tuple");
     if (item(pid, 0, Kind::Str, "persistent id tag").s != "storage") bad("persistent id is not a 'storage' reference");
     if (item(pid, 1, Kind::Global, "storage type").s != kFloatStorage)
-      bad("storage type {} is not float32", obj(pid.items[1]).s);
+      bad("storage type {} is not float32", quote(obj(pid.items[1]).s));
     const std::string key = item(pid, 2, Kind::Str, "storage key").s;
     const int64_t numel = item(pid, 4, Kind::Int, "storage size").i;
     if (auto it = storages_.find(key); it != storages_.end()) {
-      if (obj(it->second).i != numel) bad("storage {} is referenced with two different sizes", key);
+      if (obj(it->second).i != numel) bad("storage {} is referenced with two different sizes", quote(key));
       return it->second;
     }
     const std::string entry_name = f_.prefix_ + "data/" + key;
     const ZipArchive::Entry* entry = f_.archive_.find(entry_name);
-    if (!entry) bad("storage {} has no archive entry {}", key, entry_name);
+    if (!entry) bad("storage {} has no archive entry {}", quote(key), quote(entry_name));
     if (numel < 0 || static_cast<uint64_t>(numel) > entry->size / 4)
-      bad("storage {} claims {} float32 elements, but {} holds {} bytes", key, numel, entry_name, entry->size);
+      bad("storage {} claims {} float32 elements, but {} holds {} bytes", quote(key), numel, quote(entry_name),
+          entry->size);
     const uint32_t id = make(Kind::Storage);
     obj(id).s = key;
     obj(id).i = numel;
@@ -397,8 +411,11 @@ TorchFile::TorchFile(const std::string& path) : archive_(path) {
   prefix_ = pkl->name.substr(0, pkl->name.size() - 8);
   if (const ZipArchive::Entry* order = archive_.find(prefix_ + "byteorder")) {
     const std::string_view b = archive_.read(*order);
-    if (b != "little") fail_input("{}: storages are stored '{}'-endian; only little-endian is supported", path, b.substr(0, 16));
+    if (b != "little") fail_input("{}: storages are stored {}-endian; only little-endian is supported", path, quote(b, 16));
   }
+  if (pkl->size > kMaxPickleBytes)
+    fail_input("{}: data.pkl of {} bytes is larger than the {} bytes kvbench reads (docs/reliability.md)", path,
+               pkl->size, kMaxPickleBytes);
   Unpickler u(*this, archive_.read(*pkl));
   root_ = u.run();
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "util/errors.hpp"
+#include "util/quote.hpp"
 
 namespace kvb {
 
@@ -19,9 +20,11 @@ constexpr uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr uint64_t kEndSize = 22;
 constexpr uint64_t kCentralHeaderSize = 46;
 constexpr uint64_t kLocalHeaderSize = 30;
-// Deflated entries are inflated into memory; this keeps a small, hostile archive (a "zip bomb")
-// from asking for an unbounded allocation. kvbench's archives hold a few megabytes.
-constexpr uint64_t kMaxInflatedEntry = uint64_t(1) << 30;
+// Everything read from one archive, inflated or mapped in place, counts against one budget, so a
+// small hostile archive (a "zip bomb", or many entries that each inflate to the per-entry size)
+// cannot ask for unbounded memory. The official TriAttention statistics files hold 1.3 MB; a
+// 235B-parameter model's would hold about 12 MB (docs/reliability.md).
+constexpr uint64_t kMaxArchiveBytesRead = uint64_t(256) << 20;
 
 template <typename T>
 T load_le(const uint8_t* p) {
@@ -102,21 +105,21 @@ void ZipArchive::read_central_directory() {
     if (cd_end - pos - kCentralHeaderSize < name_len + extra_len + comment_len)
       fail_input("{}: zip central directory entry {} runs past the directory; corrupt", p, i);
     entry.name.assign(reinterpret_cast<const char*>(h + kCentralHeaderSize), name_len);
-    if (flags & 1) fail_input("{}: zip entry {} is encrypted", p, entry.name);
+    if (flags & 1) fail_input("{}: zip entry {} is encrypted", p, quote(entry.name));
     if (entry.method != 0 && entry.method != 8)
       fail_input("{}: zip entry {} uses compression method {} (only stored and deflate are supported)", p,
-                 entry.name, entry.method);
+                 quote(entry.name), entry.method);
 
     // Zip64 extended information: the fields that saturated, in this fixed order.
     const uint8_t* x = h + kCentralHeaderSize + name_len;
     for (uint64_t xp = 0; xp + 4 <= extra_len;) {
       const uint16_t id = load_le<uint16_t>(x + xp);
       const uint64_t len = load_le<uint16_t>(x + xp + 2);
-      if (xp + 4 + len > extra_len) fail_input("{}: zip entry {} has a malformed extra field; corrupt", p, entry.name);
+      if (xp + 4 + len > extra_len) fail_input("{}: zip entry {} has a malformed extra field; corrupt", p, quote(entry.name));
       if (id == 0x0001) {
         uint64_t at = xp + 4;
         auto take = [&](uint64_t& field) {
-          if (at + 8 > xp + 4 + len) fail_input("{}: zip entry {} has a short zip64 field; corrupt", p, entry.name);
+          if (at + 8 > xp + 4 + len) fail_input("{}: zip entry {} has a short zip64 field; corrupt", p, quote(entry.name));
           field = load_le<uint64_t>(x + at);
           at += 8;
         };
@@ -127,10 +130,10 @@ void ZipArchive::read_central_directory() {
       xp += 4 + len;
     }
     if (entry.method == 0 && entry.size != entry.compressed_size)
-      fail_input("{}: stored zip entry {} has size {} but compressed size {}; corrupt", p, entry.name, entry.size,
+      fail_input("{}: stored zip entry {} has size {} but compressed size {}; corrupt", p, quote(entry.name), entry.size,
                  entry.compressed_size);
     if (!by_name_.emplace(entry.name, entries_.size()).second)
-      fail_input("{}: zip entry {} appears twice", p, entry.name);
+      fail_input("{}: zip entry {} appears twice", p, quote(entry.name));
     entries_.push_back(std::move(entry));
     pos += kCentralHeaderSize + name_len + extra_len + comment_len;
   }
@@ -150,10 +153,14 @@ std::string_view ZipArchive::read(const Entry& entry) const {
   // The local header repeats the name and may carry a different extra field (torch pads it to
   // align the data); sizes and CRC come from the central directory, since torch writes them
   // after the data (flag bit 3) and leaves the local ones zero.
-  const std::string what = "zip entry " + entry.name;
+  if (entry.size > kMaxArchiveBytesRead - bytes_read_)
+    fail_input("{}: reading zip entry {} ({} bytes) passes the {} bytes kvbench reads from one archive "
+               "(docs/reliability.md)", p, quote(entry.name), entry.size, kMaxArchiveBytesRead);
+  bytes_read_ += entry.size;
+  const std::string what = "zip entry " + quote(entry.name);
   const uint8_t* h = file_.range(entry.local_header_offset, kLocalHeaderSize, what + " local header");
   if (load_le<uint32_t>(h) != kLocalHeaderSig)
-    fail_input("{}: zip entry {} local header has a bad signature; corrupt", p, entry.name);
+    fail_input("{}: zip entry {} local header has a bad signature; corrupt", p, quote(entry.name));
   const uint64_t data_offset =
       entry.local_header_offset + kLocalHeaderSize + load_le<uint16_t>(h + 26) + load_le<uint16_t>(h + 28);
   const uint8_t* data = file_.range(data_offset, entry.compressed_size, what + " data");
@@ -162,8 +169,6 @@ std::string_view ZipArchive::read(const Entry& entry) const {
   if (entry.method == 0) {
     bytes = std::string_view(reinterpret_cast<const char*>(data), entry.size);
   } else {
-    if (entry.size > kMaxInflatedEntry)
-      fail_input("{}: zip entry {} would inflate to {} bytes (limit {})", p, entry.name, entry.size, kMaxInflatedEntry);
     auto out = std::make_unique<std::string>(entry.size, '\0');
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail_runtime("{}: zlib inflateInit2 failed", p);
@@ -189,7 +194,7 @@ std::string_view ZipArchive::read(const Entry& entry) const {
     const bool complete = rc == Z_STREAM_END && zs.avail_out == 0 && out_left == 0;
     inflateEnd(&zs);
     if (!complete)
-      fail_input("{}: zip entry {} does not inflate to its declared {} bytes; corrupt", p, entry.name, entry.size);
+      fail_input("{}: zip entry {} does not inflate to its declared {} bytes; corrupt", p, quote(entry.name), entry.size);
     bytes = *out;
     inflated_.emplace(index, std::move(out));
   }
@@ -197,7 +202,7 @@ std::string_view ZipArchive::read(const Entry& entry) const {
     const uint32_t crc = static_cast<uint32_t>(
         crc32_z(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<z_size_t>(bytes.size())));
     if (crc != entry.crc32)
-      fail_input("{}: zip entry {} fails its CRC-32 check (stored {:08x}, computed {:08x}); corrupt", p, entry.name,
+      fail_input("{}: zip entry {} fails its CRC-32 check (stored {:08x}, computed {:08x}); corrupt", p, quote(entry.name),
                  entry.crc32, crc);
     crc_checked_[index] = true;
   }

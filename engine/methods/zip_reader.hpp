@@ -3,7 +3,8 @@
 // (with zip64 records when the 32-bit fields overflow), STORED entries read in place and DEFLATE
 // entries inflated with zlib. Every offset and size is checked against the file, and every
 // entry's CRC-32 is verified, so a truncated or corrupt archive is an InputError naming the
-// file, never a crash or an out-of-bounds read.
+// file, never a crash or an out-of-bounds read. At most 256 MiB are read from one archive, all
+// entries together (zip_reader.cpp says why).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,6 +46,7 @@ class ZipArchive {
   std::map<std::string, size_t, std::less<>> by_name_;
   mutable std::map<size_t, std::unique_ptr<std::string>> inflated_;  // entry index -> bytes
   mutable std::vector<bool> crc_checked_;
+  mutable uint64_t bytes_read_ = 0;  // entries read so far (each once), against the archive's budget
 };
 
 }  // namespace kvb

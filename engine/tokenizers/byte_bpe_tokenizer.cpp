@@ -9,9 +9,12 @@
 #include <optional>
 #include <unordered_map>
 
+#include "engine/tokenizers/pair_merge.hpp"
 #include "engine/tokenizers/unicode_tables.hpp"
 #include "util/errors.hpp"
+#include "util/json_fields.hpp"
 #include "util/mapped_file.hpp"
+#include "util/quote.hpp"
 
 namespace kvb {
 
@@ -242,6 +245,7 @@ class ByteBpeTokenizer final : public Tokenizer {
   int vocab_size() const override { return static_cast<int>(bytes_.size()); }
   std::string kind() const override { return "hf-bpe"; }
   bool reads_special_tokens() const override { return true; }  // added tokens are cut out first
+  size_t longest_token_bytes() const override { return longest_token_; }
 
  private:
   enum class TokenType : unsigned char { Unused, Normal, Special, Added };
@@ -258,7 +262,7 @@ class ByteBpeTokenizer final : public Tokenizer {
     return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
   }
   int byte_token(unsigned char b) const {
-    if (byte_token_[b] < 0) fail_input("byte-level BPE: byte 0x{:02X} has no token in the vocabulary", b);
+    if (byte_token_[b] < 0) fail_input("{}: byte 0x{:02X} has no token in the vocabulary", origin_, b);
     return byte_token_[b];
   }
   const Verbatim* match_verbatim(std::string_view text, size_t at) const;
@@ -273,11 +277,13 @@ class ByteBpeTokenizer final : public Tokenizer {
   std::array<int, 256> byte_token_;
   std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> merge
   std::vector<Verbatim> verbatim_;              // added tokens, longest first
+  size_t longest_token_ = 1;                    // bytes of the longest token
+  std::string origin_;                          // named in encode-time errors
   std::array<bool, 256> verbatim_first_byte_{};
 };
 
 ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
-    : pre_tokenizer_(spec.pre_tokenizer), ignore_merges_(spec.ignore_merges) {
+    : pre_tokenizer_(spec.pre_tokenizer), ignore_merges_(spec.ignore_merges), origin_(spec.origin) {
   bos_id_ = spec.bos_id;
   eos_id_ = spec.eos_id;
   add_bos_ = spec.add_bos;
@@ -285,7 +291,7 @@ ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
   size_t size = spec.vocab.size();
   for (const auto* list : {&spec.special_tokens, &spec.added_tokens})
     for (const auto& [text, id] : *list) {
-      if (id < 0) fail_input("byte-level BPE: added token '{}' has negative id {}", text, id);
+      if (id < 0) fail_input("byte-level BPE: added token {} has negative id {}", quote(text), id);
       size = std::max(size, static_cast<size_t>(id) + 1);
     }
   bytes_.resize(size);
@@ -312,8 +318,8 @@ ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
     auto id_of = [&](const std::string& bytes) {
       auto it = index_.find(bytes);
       if (it == index_.end())
-        fail_input("byte-level BPE: merge {} ('{} {}') needs '{}', which is not in the vocabulary", rank, left,
-                   right, bytes_to_byte_level(bytes));
+        fail_input("byte-level BPE: merge {} ({} {}) needs {}, which is not in the vocabulary", rank, quote(left),
+                   quote(right), quote(bytes_to_byte_level(bytes)));
       return it->second;
     };
     left_bytes.clear();
@@ -342,6 +348,7 @@ ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
     }
   std::stable_sort(verbatim_.begin(), verbatim_.end(),
                    [](const Verbatim& a, const Verbatim& b) { return a.text.size() > b.text.size(); });
+  for (const std::string& b : bytes_) longest_token_ = std::max(longest_token_, b.size());
 }
 
 const ByteBpeTokenizer::Verbatim* ByteBpeTokenizer::match_verbatim(std::string_view text, size_t at) const {
@@ -389,45 +396,16 @@ void ByteBpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& ou
       return;
     }
   }
-  // One symbol per byte in a doubly linked list; candidate merges of adjacent symbols in a
-  // min-heap by (rank, position), so the lowest-ranked pair merges first and, among equal ranks,
-  // the leftmost. Merged-away symbols leave stale heap entries, recognised by their ids.
-  struct Symbol {
-    int id, prev, next;
-  };
-  struct Candidate {
-    int rank, left, right, left_id, right_id, merged_id;
-    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
-  };
-  const int n = static_cast<int>(piece.size());
-  std::vector<Symbol> syms(n);
-  for (int i = 0; i < n; ++i)
-    syms[i] = {byte_token(static_cast<unsigned char>(piece[i])), i - 1, i + 1 < n ? i + 1 : -1};
-
-  std::vector<Candidate> heap;
-  auto consider = [&](int left, int right) {
-    if (left < 0 || right < 0) return;
-    auto it = merges_.find(pair_key(syms[left].id, syms[right].id));
-    if (it == merges_.end()) return;
-    heap.push_back({it->second.rank, left, right, syms[left].id, syms[right].id, it->second.id});
-    std::push_heap(heap.begin(), heap.end(), std::greater<>{});
-  };
-  for (int i = 0; i + 1 < n; ++i) consider(i, i + 1);
-
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
-    const Candidate c = heap.back();
-    heap.pop_back();
-    Symbol& l = syms[c.left];
-    if (l.next != c.right || l.id != c.left_id || syms[c.right].id != c.right_id) continue;  // stale
-    l.id = c.merged_id;
-    l.next = syms[c.right].next;
-    if (l.next >= 0) syms[l.next].prev = c.left;
-    syms[c.right].id = -1;
-    consider(l.prev, c.left);
-    consider(c.left, l.next);
-  }
-  for (int i = 0; i >= 0; i = syms[i].next) out.push_back(syms[i].id);  // symbol 0 always survives
+  // One symbol per byte; the lowest-ranked pair merges first and, among equal ranks, the leftmost
+  // (engine/tokenizers/pair_merge.hpp).
+  std::vector<int> ids(piece.size());
+  for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_token(static_cast<unsigned char>(piece[i]));
+  merge_adjacent_pairs<int>(ids, [&](int left, int right) -> std::optional<std::pair<int, int>> {
+    auto it = merges_.find(pair_key(left, right));
+    if (it == merges_.end()) return std::nullopt;
+    return std::pair{it->second.rank, it->second.id};
+  });
+  out.insert(out.end(), ids.begin(), ids.end());
 }
 
 std::string ByteBpeTokenizer::decode(const std::vector<int>& ids, bool render_special) const {
@@ -457,16 +435,6 @@ constexpr std::string_view kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p
 
 constexpr int kMaxId = 10'000'000;  // sanity bound on token ids read from files
 
-json parse_json_file(const std::string& path) {
-  MappedFile file(path);
-  const char* begin = reinterpret_cast<const char*>(file.data());
-  try {
-    return json::parse(begin, begin + file.size());
-  } catch (const json::exception& e) {
-    fail_input("{}: not valid JSON: {}", path, e.what());
-  }
-}
-
 // Reads a tokenizer.json in one SAX pass. model.vocab and model.merges, nearly all of the file,
 // go straight into `spec`; everything else becomes a small DOM in `doc`. A full DOM of the 11 MB
 // Qwen file takes longer to build and free than the whole rest of loading.
@@ -490,7 +458,7 @@ class TokenizerJsonReader final : public nlohmann::json_sax<json> {
     switch (mode_) {
       case Mode::Merges: {  // older files: "left right" (byte-level tokens never hold a space)
         const size_t space = v.find(' ');
-        if (space == std::string::npos) fail_input("{}: merge '{}' is not two tokens", path_, v);
+        if (space == std::string::npos) fail_input("{}: merge {} is not two tokens", path_, quote(v));
         spec_.merges.emplace_back(v.substr(0, space), v.substr(space + 1));
         return true;
       }
@@ -564,7 +532,7 @@ class TokenizerJsonReader final : public nlohmann::json_sax<json> {
   const char* section() const { return mode_ == Mode::Vocab ? "vocab" : "merges"; }
 
   bool vocab_id(int64_t id) {
-    if (id < 0 || id > kMaxId) fail_input("{}: vocab token '{}' has id {}", path_, key_, id);
+    if (id < 0 || id > kMaxId) fail_input("{}: vocab token {} has id {}", path_, quote(key_), id);
     if (static_cast<size_t>(id) >= spec_.vocab.size()) spec_.vocab.resize(id + 1);
     spec_.vocab[id] = std::move(key_);
     return true;
@@ -632,12 +600,12 @@ PreTokenizer choose_pre_tokenizer(const std::string& path, const json& pre) {
       else if (regex == kGpt2Regex) split = PreTokenizer::Gpt2;
       else
         fail_input("{}: pre-tokenizer Split pattern {} is not supported (known: Qwen2, Llama 3, GPT-2)", path,
-                   pattern.dump());
+                   regex.empty() ? describe(pattern) : quote(regex));
       if (step->value("behavior", "Isolated") != "Isolated" || step->value("invert", false))
         fail_input("{}: pre-tokenizer Split must be behavior Isolated, not inverted", path);
     } else {
       fail_input("{}: pre-tokenizer {} is not supported (byte-level BPE needs Split and/or ByteLevel)", path,
-                 type.empty() ? pre.dump() : "'" + type + "'");
+                 type.empty() ? describe(pre) : quote(type));
     }
   }
   if (!byte_level) fail_input("{}: not a byte-level BPE tokenizer (no ByteLevel pre-tokenizer)", path);
@@ -664,7 +632,7 @@ void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& rea
     fail_input("{}: no \"model\" object; is this a Hugging Face tokenizer.json?", path);
   const json& model = j["model"];
   const std::string type = model.value("type", "");
-  if (type != "BPE") fail_input("{}: tokenizer model type '{}' is not supported (only byte-level BPE)", path, type);
+  if (type != "BPE") fail_input("{}: tokenizer model type {} is not supported (only byte-level BPE)", path, quote(type));
   if (!reader.saw_vocab || !reader.saw_merges) fail_input("{}: model.vocab or model.merges is missing", path);
   if (model.value("byte_fallback", false))
     fail_input("{}: BPE with byte_fallback (SentencePiece style) is not supported", path);
@@ -674,17 +642,18 @@ void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& rea
   const json norm = j.value("normalizer", json());
   // NFC is accepted but not applied (see encode_ordinary); anything else would change tokens.
   if (!norm.is_null() && norm.value("type", "") != "NFC")
-    fail_input("{}: normalizer {} is not supported", path, norm.dump());
+    fail_input("{}: normalizer {} is not supported", path,
+               norm.is_object() && norm.contains("type") ? describe(norm["type"]) : describe(norm));
   spec.pre_tokenizer = choose_pre_tokenizer(path, j.value("pre_tokenizer", json()));
   spec.ignore_merges = model.value("ignore_merges", false);
 
   // lstrip/rstrip/single_word of added tokens are not honoured; Qwen and Llama 3 set none.
   for (const json& t : j.value("added_tokens", json::array())) {
     const std::string content = t.at("content").get<std::string>();
-    const int id = t.at("id").get<int>();
-    if (id < 0 || id > kMaxId) fail_input("{}: added token '{}' has id {}", path, content, id);
-    (t.value("special", false) ? spec.special_tokens : spec.added_tokens).emplace_back(content, id);
-    added_ids.emplace(content, id);
+    const int64_t id = as_int64(t.at("id"), path, fmt::format("added token {} id", quote(content)));
+    if (id < 0 || id > kMaxId) fail_input("{}: added token {} has id {}", path, quote(content), id);
+    (t.value("special", false) ? spec.special_tokens : spec.added_tokens).emplace_back(content, static_cast<int>(id));
+    added_ids.emplace(content, static_cast<int>(id));
   }
 }
 
@@ -736,10 +705,15 @@ std::unique_ptr<Tokenizer> make_byte_bpe_tokenizer(ByteBpeSpec spec) {
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
   ByteBpeSpec spec;
+  spec.origin = path;
   TokenizerJsonReader reader(path, spec);
   {
     MappedFile file(path);
     const char* begin = reinterpret_cast<const char*>(file.data());
+    if (file.size() > kMaxJsonFileBytes)
+      fail_input("{}: {} bytes of JSON is more than the {} kvbench reads (docs/reliability.md)", path, file.size(),
+                 kMaxJsonFileBytes);
+    check_json_depth(std::string_view(begin, file.size()), path);
     json::sax_parse(begin, begin + file.size(), &reader);  // parse errors throw InputError
   }
   const json& j = reader.doc;
@@ -755,7 +729,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     const std::string byte_level = bytes_to_byte_level(text);
     for (size_t id = 0; id < spec.vocab.size(); ++id)
       if (spec.vocab[id] == byte_level) return static_cast<int>(id);
-    fail_input("{}: {} '{}' is not in the vocabulary", file, what, text);
+    fail_input("{}: {} {} is not in the vocabulary", file, what, quote(text));
   };
 
   // A post-processor template that starts with a special token adds BOS (Llama 3 does this
@@ -772,7 +746,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
   const std::filesystem::path config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
     const std::string cpath = config_path.string();
-    const json config = parse_json_file(cpath);
+    const json config = read_json_file(cpath);
     if (!config.is_object()) fail_input("{}: not a JSON object", cpath);
     if (std::string bos = token_text(config.value("bos_token", json())); !bos.empty())
       spec.bos_id = id_of(bos, cpath, "bos_token");

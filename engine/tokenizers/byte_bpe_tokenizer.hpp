@@ -32,6 +32,7 @@ struct ByteBpeSpec {
   // HF "ignore_merges" (Llama 3): a piece that is itself a vocabulary token is emitted as that
   // token without running the merges.
   bool ignore_merges = false;
+  std::string origin = "byte-level BPE";  // the file it came from, named in encode-time errors
 };
 
 // Throws InputError when a merge names a token missing from the vocabulary.

@@ -12,6 +12,7 @@ class ByteTokenizer : public Tokenizer {
   std::string decode(const std::vector<int>& ids, bool render_special = false) const override;
   int vocab_size() const override { return vocab_size_; }
   std::string kind() const override { return "bytes"; }
+  size_t longest_token_bytes() const override { return 1; }
 
  private:
   int vocab_size_;

@@ -20,6 +20,7 @@ class IdsOnlyTokenizer : public Tokenizer {
   std::string decode(const std::vector<int>& ids, bool render_special = false) const override;
   int vocab_size() const override { return vocab_size_; }
   std::string kind() const override { return "none"; }
+  size_t longest_token_bytes() const override { return SIZE_MAX; }
 
  private:
   std::string model_dir_;

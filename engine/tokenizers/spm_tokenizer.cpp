@@ -1,7 +1,12 @@
 #include "engine/tokenizers/spm_tokenizer.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <string>
+#include <utility>
 
+#include "engine/tokenizers/pair_merge.hpp"
 #include "util/errors.hpp"
 #include "util/mapped_file.hpp"
 
@@ -29,6 +34,7 @@ SpmTokenizer::SpmTokenizer(std::vector<std::string> pieces, std::vector<float> s
   index_.reserve(pieces_.size());
   // First id wins for duplicate pieces, as in llama2.c's sorted lookup.
   for (int i = static_cast<int>(pieces_.size()) - 1; i >= 0; --i) index_[pieces_[i]] = i;
+  for (const std::string& p : pieces_) longest_piece_ = std::max(longest_piece_, p.size());
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof name, "<0x%02X>", b);
@@ -59,24 +65,17 @@ std::vector<int> SpmTokenizer::encode(std::string_view text) const {
     }
     i += n;
   }
+  // Repeatedly merge the adjacent pair whose concatenation is the highest-scoring piece, the
+  // leftmost among equal scores, as run.c does (pair_merge.hpp does it in n log n). Scores at or
+  // below -1e30 (run.c's starting best) and NaN never merge.
   std::string merged;
-  while (true) {
-    float best_score = -1e30f;
-    int best_id = -1, best_at = -1;
-    for (size_t i = 0; i + 1 < ids.size(); ++i) {
-      merged = pieces_[ids[i]];
-      merged += pieces_[ids[i + 1]];
-      int id = lookup(merged);
-      if (id >= 0 && scores_[id] > best_score) {
-        best_score = scores_[id];
-        best_id = id;
-        best_at = static_cast<int>(i);
-      }
-    }
-    if (best_at < 0) break;
-    ids[best_at] = best_id;
-    ids.erase(ids.begin() + best_at + 1);
-  }
+  merge_adjacent_pairs<float>(ids, [&](int left, int right) -> std::optional<std::pair<float, int>> {
+    merged = pieces_[left];
+    merged += pieces_[right];
+    const int id = lookup(merged);
+    if (id < 0 || !(scores_[id] > -1e30f)) return std::nullopt;
+    return std::pair{-scores_[id], id};
+  });
   return ids;
 }
 

@@ -24,6 +24,7 @@ class SpmTokenizer : public Tokenizer {
   std::string decode(const std::vector<int>& ids, bool render_special = false) const override;
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
   std::string kind() const override { return kind_; }
+  size_t longest_token_bytes() const override { return longest_piece_; }
 
   const std::string& piece(int id) const { return pieces_.at(id); }
 
@@ -35,6 +36,7 @@ class SpmTokenizer : public Tokenizer {
   std::vector<PieceType> types_;
   std::unordered_map<std::string, int> index_;
   int byte_token_[256];
+  size_t longest_piece_ = 1;
   std::string kind_;
 };
 
