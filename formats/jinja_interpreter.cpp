@@ -330,7 +330,8 @@ Value Interpreter::call_macro(const MacroDef& def, const std::weak_ptr<Scope>& c
   Value caller = Value::undefined("No caller defined");
   std::vector<std::pair<std::string, Value>> kwargs;
   for (auto& [key, value] : args.keyword) {
-    const auto it = std::find_if(def.params.begin(), def.params.end(), [&](const Param& p) { return p.name == key; });
+    const auto it = std::find_if(def.params.begin(), def.params.end(),
+                                 [&name = key](const Param& p) { return p.name == name; });  // clang 14: no binding captures
     if (it != def.params.end()) {
       const auto i = static_cast<size_t>(it - def.params.begin());
       if (given[i]) throw TemplateError(fmt::format("macro '{}' got multiple values for argument '{}'", def.name, key));

@@ -283,7 +283,8 @@ class ByteBpeTokenizer final : public Tokenizer {
 };
 
 ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
-    : pre_tokenizer_(spec.pre_tokenizer), ignore_merges_(spec.ignore_merges), origin_(spec.origin) {
+    : pre_tokenizer_(spec.pre_tokenizer), ignore_merges_(spec.ignore_merges),
+      origin_(spec.origin.empty() ? "byte-level BPE tokenizer" : spec.origin) {
   bos_id_ = spec.bos_id;
   eos_id_ = spec.eos_id;
   add_bos_ = spec.add_bos;
@@ -314,11 +315,12 @@ ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
   merges_.reserve(spec.merges.size());
   std::string left_bytes, right_bytes;
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-    const auto& [left, right] = spec.merges[rank];
+    const std::string& left = spec.merges[rank].first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& right = spec.merges[rank].second;
     auto id_of = [&](const std::string& bytes) {
       auto it = index_.find(bytes);
       if (it == index_.end())
-        fail_input("byte-level BPE: merge {} ({} {}) needs {}, which is not in the vocabulary", rank, quote(left),
+        fail_input("{}: merge {} ({} {}) needs {}, which is not in the vocabulary", origin_, rank, quote(left),
                    quote(right), quote(bytes_to_byte_level(bytes)));
       return it->second;
     };
