@@ -410,7 +410,7 @@ std::vector<std::pair<std::string, Value>> mapping_args(std::string_view what, C
     entries = args.positional[0].dict().entries;
   }
   for (auto& [key, value] : args.keyword) {
-    auto it = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == key; });
+    auto it = std::find_if(entries.begin(), entries.end(), [&name = key](const auto& e) { return e.first == name; });
     if (it != entries.end()) it->second = std::move(value);
     else entries.emplace_back(key, std::move(value));
   }

@@ -4,7 +4,9 @@
 # CUDA is optional: when the CUDA toolkit (nvcc) is installed, the build picks it up by itself.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build git libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev zlib1g-dev)
+# clang and its runtime libraries (libFuzzer, ASan, UBSan): scripts/sanitize.sh and scripts/fuzz.sh.
+packages=(g++ cmake ninja-build git libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev zlib1g-dev
+          clang libclang-rt-dev)
 
 missing=()
 for p in "${packages[@]}"; do
