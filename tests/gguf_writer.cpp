@@ -170,6 +170,12 @@ void GgufWriter::add_raw_tensor(std::string name, std::vector<uint64_t> ne, uint
   tensors_.push_back({std::move(name), std::move(ne), ggml_type, std::move(data), std::nullopt});
 }
 
+void GgufWriter::replace_tensor(const std::string& name, const std::vector<int64_t>& shape,
+                                const std::vector<float>& values, uint32_t ggml_type) {
+  remove_tensor(name);
+  add_tensor(name, shape, values, ggml_type);
+}
+
 void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>& shape,
                             const std::vector<float>& values, uint32_t ggml_type) {
   std::vector<uint64_t> ne(shape.rbegin(), shape.rend());

@@ -67,6 +67,9 @@ class GgufWriter {
   // A tensor given in our row-major shape (outermost first), stored as `ggml_type`.
   void add_tensor(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values,
                   uint32_t ggml_type = kGgmlF32);
+  // The tensor `name` written anew (removed, then added last).
+  void replace_tensor(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values,
+                      uint32_t ggml_type = kGgmlF32);
   TensorEntry& tensor(const std::string& name);  // throws std::out_of_range when absent
   void remove_tensor(const std::string& name);
 

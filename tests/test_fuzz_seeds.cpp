@@ -83,12 +83,9 @@ TEST(FuzzSeeds, EveryWriterSeedLoadsCleanly) {
   const std::string gguf = seed("gguf", "tiny-llama.gguf", [&] {
     GgufWriter w = tiny_writer({});
     w.set("tokenizer.chat_template", GgufValue::string("{% for m in messages %}{{ m.content }}{% endfor %}"));
-    w.remove_tensor("blk.0.ffn_down.weight");  // every stored type once
-    w.add_tensor("blk.0.ffn_down.weight", {32, 64}, pattern(32 * 64, 1), kGgmlQ8_0);
-    w.remove_tensor("blk.1.attn_q.weight");
-    w.add_tensor("blk.1.attn_q.weight", {32, 32}, pattern(32 * 32, 2), kGgmlF16);
-    w.remove_tensor("blk.1.attn_k.weight");
-    w.add_tensor("blk.1.attn_k.weight", {16, 32}, pattern(16 * 32, 3), kGgmlBF16);
+    w.replace_tensor("blk.0.ffn_down.weight", {32, 64}, pattern(32 * 64, 1), kGgmlQ8_0);  // every stored type once
+    w.replace_tensor("blk.1.attn_q.weight", {32, 32}, pattern(32 * 32, 2), kGgmlF16);
+    w.replace_tensor("blk.1.attn_k.weight", {16, 32}, pattern(16 * 32, 3), kGgmlBF16);
     const std::vector<uint8_t> b = w.serialize();
     return std::string(b.begin(), b.end());
   }());

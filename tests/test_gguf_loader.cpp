@@ -925,8 +925,7 @@ TEST(GgufLoaderErrors, NonFiniteWeightsAndRopeBaseAreRefused) {
     GgufWriter w = tiny_writer({});
     std::vector<float> values = pattern(32 * 32, 5);
     values[77] = type == test::kGgmlF16 ? std::numeric_limits<float>::infinity() : std::nanf("");
-    w.remove_tensor("blk.0.attn_q.weight");
-    w.add_tensor("blk.0.attn_q.weight", {32, 32}, values, type);
+    w.replace_tensor("blk.0.attn_q.weight", {32, 32}, values, type);
     w.write(dir / "nan.gguf");
     expect_input_error(dir / "nan.gguf", "tensor blk.0.attn_q.weight holds a non-finite value");
     expect_input_error(dir / "nan.gguf", "at element 77");
@@ -941,10 +940,8 @@ TEST(CliRun, OverflowingActivationsStopTheRunWithExitThree) {
   TempDir dir;
   GgufWriter w = tiny_writer({});
   // Finite weights, but q = 1e30 * x: the attention scores overflow to inf, the softmax to NaN.
-  w.remove_tensor("blk.0.attn_q.weight");
-  w.remove_tensor("blk.0.attn_k.weight");
-  w.add_tensor("blk.0.attn_q.weight", {32, 32}, std::vector<float>(32 * 32, 1e30f));
-  w.add_tensor("blk.0.attn_k.weight", {16, 32}, std::vector<float>(16 * 32, 1e30f));
+  w.replace_tensor("blk.0.attn_q.weight", {32, 32}, std::vector<float>(32 * 32, 1e30f));
+  w.replace_tensor("blk.0.attn_k.weight", {16, 32}, std::vector<float>(16 * 32, 1e30f));
   w.write(dir / "overflow.gguf");
   for (const char* mode : {"generate", "replay"}) {
     const test::CommandResult r = test::run_kvbench(std::string("run -q -m ") + (dir / "overflow.gguf").string() +

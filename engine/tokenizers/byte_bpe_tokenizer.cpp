@@ -292,7 +292,7 @@ ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
   size_t size = spec.vocab.size();
   for (const auto* list : {&spec.special_tokens, &spec.added_tokens})
     for (const auto& [text, id] : *list) {
-      if (id < 0) fail_input("byte-level BPE: added token {} has negative id {}", quote(text), id);
+      if (id < 0) fail_input("{}: added token {} has negative id {}", origin_, quote(text), id);
       size = std::max(size, static_cast<size_t>(id) + 1);
     }
   bytes_.resize(size);
@@ -400,14 +400,13 @@ void ByteBpeTokenizer::encode_piece(std::string_view piece, std::vector<int>& ou
   }
   // One symbol per byte; the lowest-ranked pair merges first and, among equal ranks, the leftmost
   // (engine/tokenizers/pair_merge.hpp).
-  std::vector<int> ids(piece.size());
-  for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_token(static_cast<unsigned char>(piece[i]));
-  merge_adjacent_pairs<int>(ids, [&](int left, int right) -> std::optional<std::pair<int, int>> {
+  const size_t from = out.size();
+  for (const char c : piece) out.push_back(byte_token(static_cast<unsigned char>(c)));
+  merge_adjacent_pairs<int>(out, from, [&](int left, int right) -> std::optional<std::pair<int, int>> {
     auto it = merges_.find(pair_key(left, right));
     if (it == merges_.end()) return std::nullopt;
     return std::pair{it->second.rank, it->second.id};
   });
-  out.insert(out.end(), ids.begin(), ids.end());
 }
 
 std::string ByteBpeTokenizer::decode(const std::vector<int>& ids, bool render_special) const {

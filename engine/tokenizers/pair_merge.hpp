@@ -6,9 +6,11 @@
 // prompt. A merge invalidates candidates that involve its symbols; they stay in the heap and are
 // recognised as stale by their ids when they surface.
 //
-// `merge_of(left_id, right_id)` returns the merge of two adjacent symbols as {priority, merged
-// id} (lower priority merges first), or nullopt when they do not merge.
+// Merges ids[from, end) in place (earlier ids are left alone, so a tokenizer can merge each piece
+// at the end of its output). `merge_of(left_id, right_id)` returns the merge of two adjacent
+// symbols as {priority, merged id} (lower priority merges first), or nullopt when they do not.
 #include <algorithm>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <utility>
@@ -17,7 +19,7 @@
 namespace kvb {
 
 template <typename Priority, typename MergeOf>
-void merge_adjacent_pairs(std::vector<int>& ids, MergeOf&& merge_of) {
+void merge_adjacent_pairs(std::vector<int>& ids, size_t from, MergeOf&& merge_of) {
   struct Symbol {
     int id, prev, next;
   };
@@ -26,10 +28,10 @@ void merge_adjacent_pairs(std::vector<int>& ids, MergeOf&& merge_of) {
     int left, right, left_id, right_id, merged_id;
     bool operator>(const Candidate& o) const { return priority != o.priority ? priority > o.priority : left > o.left; }
   };
-  const int n = static_cast<int>(ids.size());
+  const int n = static_cast<int>(ids.size() - from);
   if (n < 2) return;
   std::vector<Symbol> syms(n);
-  for (int i = 0; i < n; ++i) syms[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1};
+  for (int i = 0; i < n; ++i) syms[i] = {ids[from + i], i - 1, i + 1 < n ? i + 1 : -1};
   std::vector<Candidate> heap;
   auto consider = [&](int left, int right) {
     if (left < 0 || right < 0) return;
@@ -52,7 +54,7 @@ void merge_adjacent_pairs(std::vector<int>& ids, MergeOf&& merge_of) {
     consider(l.prev, c.left);
     consider(c.left, l.next);
   }
-  ids.clear();
+  ids.resize(from);
   for (int i = 0; i >= 0; i = syms[i].next) ids.push_back(syms[i].id);  // symbol 0 always survives
 }
 

@@ -69,7 +69,7 @@ std::vector<int> SpmTokenizer::encode(std::string_view text) const {
   // leftmost among equal scores, as run.c does (pair_merge.hpp does it in n log n). Scores at or
   // below -1e30 (run.c's starting best) and NaN never merge.
   std::string merged;
-  merge_adjacent_pairs<float>(ids, [&](int left, int right) -> std::optional<std::pair<float, int>> {
+  merge_adjacent_pairs<float>(ids, 0, [&](int left, int right) -> std::optional<std::pair<float, int>> {
     merged = pieces_[left];
     merged += pieces_[right];
     const int id = lookup(merged);
