@@ -181,7 +181,8 @@ TEST(GpuActivity, GpuEventsHaveTracksOfTheirOwn) {
   EXPECT_TRUE(gpu_process_named);
 
   // Without GPU records there is no GPU process at all.
-  for (const json& e : profiler::chrome_trace({{"full", &host, nullptr}})["traceEvents"]) EXPECT_EQ(e["pid"], 1);
+  const json host_only = profiler::chrome_trace({{"full", &host, nullptr}});  // held: a range-for does not extend it
+  for (const json& e : host_only["traceEvents"]) EXPECT_EQ(e["pid"], 1);
 }
 
 TEST(GpuActivity, KernelNamesAreDemangled) {

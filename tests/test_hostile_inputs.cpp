@@ -104,7 +104,8 @@ TEST(HostileInputs, AddedTokenIdsBeyondIntAreRefusedNotTruncated) {
 
 TEST(HostileInputs, ANulByteEndingAJsonlLineIsRefused) {
   TempDir dir;
-  std::ofstream(dir / "w.jsonl", std::ios::binary) << std::string("{\"id\": \"a\", \"prompt\": \"x\"}\0garbage\n", 37);
+  static constexpr char line[] = "{\"id\": \"a\", \"prompt\": \"x\"}\0garbage\n";
+  std::ofstream(dir / "w.jsonl", std::ios::binary) << std::string(line, sizeof line - 1);  // the NUL included
   EXPECT_THAT(error_of([&] { load_workload((dir / "w.jsonl").string()); }),
               AllOf(HasSubstr("w.jsonl:1"), HasSubstr("NUL byte")));
 }
