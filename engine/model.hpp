@@ -17,6 +17,7 @@ struct ModelFile {
   std::string path;
   uint64_t bytes = 0;
   std::string sha256;  // hex; empty when hashing was switched off
+  double hash_seconds = 0;  // wall time spent hashing it (0 when not hashed)
 };
 
 struct ModelInfo {

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -57,7 +58,11 @@ ModelFile describe_file(const std::string& path, const LoadOptions& options) {
   f.path = path;
   std::error_code ec;
   f.bytes = fs::file_size(path, ec);
-  if (options.hash_files) f.sha256 = file_sha256(path);
+  if (options.hash_files) {
+    const auto start = std::chrono::steady_clock::now();
+    f.sha256 = file_sha256(path);
+    f.hash_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   return f;
 }
 

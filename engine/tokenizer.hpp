@@ -20,8 +20,8 @@ class Tokenizer {
   // Whether encode() turns the text of special tokens (<|im_start|>, <｜User｜>) into their ids,
   // as a rendered chat template needs.
   virtual bool reads_special_tokens() const { return false; }
-  // The most bytes of text one token can stand for: a text of B bytes needs at least
-  // B / longest_token_bytes() tokens, which lets a prompt that cannot fit the context be refused
+  // The most bytes of text one token can stand for (counting how much the tokenizer's Unicode
+  // normalisation can shrink text): a text of B bytes needs at least B / longest_token_bytes() tokens, which lets a prompt that cannot fit the context be refused
   // before it is encoded. SIZE_MAX when the tokenizer cannot encode text at all.
   virtual size_t longest_token_bytes() const = 0;
   int bos_id() const { return bos_id_; }

@@ -11,22 +11,11 @@ namespace kvb {
 
 namespace {
 
-// Messages stay on one line: line breaks inside them are written as \n.
-std::string one_line(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else out.push_back(c);
-  }
-  return out;
-}
-
 [[noreturn]] void fail(const std::string& name, const jinja::TemplateError& e) {
   if (dynamic_cast<const jinja::RaisedException*>(&e))
-    fail_input("chat template {}: raise_exception: {}", name, one_line(e.what()));
-  if (e.line > 0) fail_input("chat template {}: line {}: {}", name, e.line, one_line(e.what()));
-  fail_input("chat template {}: {}", name, one_line(e.what()));
+    fail_input("chat template {}: raise_exception: {}", name, e.what());
+  if (e.line > 0) fail_input("chat template {}: line {}: {}", name, e.line, e.what());
+  fail_input("chat template {}: {}", name, e.what());
 }
 
 }  // namespace
@@ -55,7 +44,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& context, const Re
   try {
     variables = jinja::from_json(context);
   } catch (const jinja::TemplateError& e) {
-    fail_input("chat template {}: context: {}", name_, one_line(e.what()));
+    fail_input("chat template {}: context: {}", name_, e.what());
   }
   jinja::Interpreter interp(*tree_, std::move(variables), limits_,
                             options.now.value_or(std::chrono::system_clock::now()));

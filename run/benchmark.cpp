@@ -464,7 +464,10 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
                                const std::vector<PolicyConfig>& policies) {
   nlohmann::json m = model_to_json(model, h.settings.compute_dtype);
   m.erase("source");
-  for (nlohmann::json& f : m["files"]) f.erase("path");
+  for (nlohmann::json& f : m["files"]) {
+    f.erase("path");
+    f.erase("hash_seconds");  // a measurement, not what was read
+  }
   nlohmann::json runs = nlohmann::json::array();
   for (const PolicyConfig& p : policies) {
     nlohmann::json parameters = method_parameters(p);

@@ -38,7 +38,8 @@ json host_to_json(const HostInfo& h) {
 json model_to_json(const Model& m, const std::string& compute_dtype) {
   const ModelConfig& c = m.config;
   json files = json::array();
-  for (const ModelFile& f : m.info.files) files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+  for (const ModelFile& f : m.info.files)
+    files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}, {"hash_seconds", f.hash_seconds}});
   json rope_scaling = {{"type", to_string(c.rope_scaling.type)}};
   if (c.rope_scaling.type != RopeScalingType::None) {
     rope_scaling["factor"] = c.rope_scaling.factor;

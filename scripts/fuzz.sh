@@ -45,6 +45,7 @@ real torch_pt "calibration/*.pt"
 real dcmp "workloads/traces/deepseek-r1-0528-qwen3-8b/*"
 real jsonl "workloads/aime25/*.jsonl" "workloads/dfs/dfs_state_query_lite.json" "workloads/dfs/dfs_specific_10.json"
 real chat_template "templates/*.jinja"
+real encode "workloads/aime25/*.jsonl"
 real chat_template_source "models/qwen3-tokenizer/tokenizer_config.json"
 if [ -f "$data/models/stories260K/tok512.bin" ]; then  # the harness's first two bytes: the vocab size
   mkdir -p "$root/fuzz-real/llama2c_tokenizer"

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # clang and its runtime libraries (libFuzzer, ASan, UBSan): scripts/sanitize.sh and scripts/fuzz.sh.
-packages=(g++ cmake ninja-build git libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev zlib1g-dev
+packages=(g++ cmake ninja-build git libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev libutf8proc-dev
           clang libclang-rt-dev)
 
 missing=()

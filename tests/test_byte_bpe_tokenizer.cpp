@@ -282,6 +282,19 @@ TEST(ByteBpeLoader, TemplatePostProcessorAddsBos) {
   EXPECT_TRUE(tok->add_bos());
 }
 
+TEST(ByteBpeLoader, AppliesTheDeclaredNormalizerBetweenAddedTokens) {
+  test::TempDir dir;
+  json j = tiny_tokenizer_json(split_then_byte_level(kLlama3Regex));
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}}}};
+  write(dir / "tokenizer.json", j.dump());
+  auto tok = load_hf_tokenizer((dir / "tokenizer.json").string());
+  // Fullwidth "ａｂ" and "１２" are "ab" and "12" in NFKC; "<s>" is cut out before normalising.
+  EXPECT_EQ(tok->encode("ａｂ<s>１２"), tok->encode("ab<s>12"));
+  EXPECT_EQ(tok->encode("ab<s>12"), (std::vector<int>{11, 12, 5}));
+  // A normalising tokenizer's bound on bytes per token counts how much normalising can shrink.
+  EXPECT_EQ(tok->longest_token_bytes(), 4 * kMaxNormalizationShrink);  // "</s>" is the longest
+}
+
 // Loads `j` and returns the InputError message ("" when it loads).
 std::string load_error(const std::string& text) {
   test::TempDir dir;
@@ -305,6 +318,10 @@ TEST(ByteBpeLoader, RejectsWhatItCannotTokenize) {
 
   j = tiny_tokenizer_json(split_then_byte_level("\\w+"));
   EXPECT_NE(load_error(j.dump()).find("not supported"), std::string::npos);
+
+  j = tiny_tokenizer_json(split_then_byte_level(kLlama3Regex));
+  j["normalizer"] = {{"type", "Lowercase"}};
+  EXPECT_NE(load_error(j.dump()).find("Lowercase"), std::string::npos);
 
   j = tiny_tokenizer_json({{"type", "Metaspace"}, {"replacement", "\u2581"}});
   EXPECT_NE(load_error(j.dump()).find("Metaspace"), std::string::npos);
@@ -409,6 +426,17 @@ TEST(ByteBpeQwen3, MatchesHuggingFaceIds) {
                               3837, 102600, 14777, 8997}));
   EXPECT_EQ(tok.encode("$\\frac{m}{n}$ where $m+n=77$."),
             (std::vector<int>{58736, 37018, 90, 76, 15170, 77, 31716, 1380, 400, 76, 38334, 28, 22, 22, 12947}));
+}
+
+// Qwen3's tokenizer.json declares NFC: decomposed text encodes as its composed form does (which
+// is NFC already, so these ids are the ones Hugging Face gives for it: see MatchesHuggingFaceIds).
+TEST(ByteBpeQwen3, AppliesNfc) {
+  KVB_REQUIRE_QWEN3(tok);
+  EXPECT_EQ(tok.encode("I'M sure THEY'LL win \U0001F600\U0001F44B\U0001F3FD cafe\u0301 nai\u0308ve\r\n\r\nEnd.  "),
+            (std::vector<int>{40, 27603, 2704, 62493, 6, 4086, 3164, 90316, 145707, 145375, 51950, 94880, 586, 871,
+                              3727, 13, 256}));
+  EXPECT_EQ(tok.encode("\u1100\u1161\u11a8 \u212b"), tok.encode("\uac01 \u00c5"));
+  EXPECT_EQ(tok.decode(tok.encode("cafe\u0301"), false), "caf\u00e9");
 }
 
 TEST(ByteBpeQwen3, DecodesAndReencodesARecordedTrace) {

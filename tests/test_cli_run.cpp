@@ -128,6 +128,7 @@ TEST(CliRun, StoriesPromptFromBin) {
   auto doc = read_result(dir.path());
   EXPECT_FALSE(doc["synthetic"].get<bool>());
   EXPECT_EQ(doc["model"]["files"][0]["sha256"], "b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696");
+  EXPECT_GT(doc["model"]["files"][0]["hash_seconds"].get<double>(), 0.0);  // how long hashing took is shown
 }
 
 struct BadInput {

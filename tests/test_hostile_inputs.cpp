@@ -10,6 +10,7 @@
 #include "engine/safetensors_file.hpp"
 #include "engine/tokenizers/byte_bpe_tokenizer.hpp"
 #include "formats/chat_template_source.hpp"
+#include "tests/gguf_writer.hpp"
 #include "tests/hf_model_writer.hpp"
 #include "tests/test_support.hpp"
 #include "util/errors.hpp"
@@ -117,6 +118,21 @@ TEST(HostileInputs, StringsFromFilesNeverSplitAMessage) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("duplicate id \"a\\nb\""));
   EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
+}
+
+// Found by fuzz_gguf: a tensor (or metadata key) name holding a newline, repeated in a message.
+// Every InputError and RuntimeFailure is one line by construction, whoever built the message.
+TEST(HostileInputs, ErrorsAreOneLineByConstruction) {
+  TempDir dir;
+  GgufWriter w = tiny_writer(TinySpec{});
+  w.add_raw_tensor("evil\nname\x1b[2J", {4}, 99, std::vector<uint8_t>(16));
+  w.write(dir / "m.gguf");
+  LoadOptions options;
+  options.hash_files = false;
+  EXPECT_THAT(error_of([&] { load_gguf((dir / "m.gguf").string(), options); }),
+              AllOf(HasSubstr("m.gguf"), HasSubstr("evil\\nname\\x1b[2J"), Not(HasSubstr("\n"))));
+  EXPECT_STREQ(InputError("a\nb").what(), "a\\nb");
+  EXPECT_STREQ(RuntimeFailure("x\ty").what(), "x\\ty");
 }
 
 TEST(Quote, EscapesControlBytesAndCutsLongTextOnACharacterBoundary) {

@@ -245,7 +245,9 @@ class ByteBpeTokenizer final : public Tokenizer {
   int vocab_size() const override { return static_cast<int>(bytes_.size()); }
   std::string kind() const override { return "hf-bpe"; }
   bool reads_special_tokens() const override { return true; }  // added tokens are cut out first
-  size_t longest_token_bytes() const override { return longest_token_; }
+  size_t longest_token_bytes() const override {
+    return normalizer_.empty() ? longest_token_ : longest_token_ * kMaxNormalizationShrink;
+  }
 
  private:
   enum class TokenType : unsigned char { Unused, Normal, Special, Added };
@@ -270,6 +272,7 @@ class ByteBpeTokenizer final : public Tokenizer {
   void encode_piece(std::string_view piece, std::vector<int>& out) const;
 
   PreTokenizer pre_tokenizer_;
+  Normalizer normalizer_;
   bool ignore_merges_;
   std::vector<std::string> bytes_;  // id -> the raw bytes it stands for (special: its text)
   std::vector<TokenType> types_;
@@ -283,7 +286,7 @@ class ByteBpeTokenizer final : public Tokenizer {
 };
 
 ByteBpeTokenizer::ByteBpeTokenizer(ByteBpeSpec spec)
-    : pre_tokenizer_(spec.pre_tokenizer), ignore_merges_(spec.ignore_merges),
+    : pre_tokenizer_(spec.pre_tokenizer), normalizer_(spec.normalizer), ignore_merges_(spec.ignore_merges),
       origin_(spec.origin.empty() ? "byte-level BPE tokenizer" : spec.origin) {
   bos_id_ = spec.bos_id;
   eos_id_ = spec.eos_id;
@@ -379,10 +382,11 @@ std::vector<int> ByteBpeTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-void ByteBpeTokenizer::encode_ordinary(std::string_view text, std::vector<int>& out) const {
-  // Hugging Face's Qwen tokenizer.json also declares an NFC normalizer; it is not applied here
-  // (no composition tables). Text that is already NFC, as nearly all real text and every bundled
-  // workload is, encodes identically.
+void ByteBpeTokenizer::encode_ordinary(std::string_view raw, std::vector<int>& out) const {
+  // As Hugging Face tokenizers do: special tokens (normalized: false) are cut out of the raw
+  // text, the text between them is normalised.
+  const std::string normalized = normalizer_.empty() ? std::string() : normalize(raw, normalizer_);
+  const std::string_view text = normalizer_.empty() ? raw : std::string_view(normalized);
   const Splitter splitter(pre_tokenizer_, text);
   for (size_t p = 0; p < text.size();) {
     const size_t end = splitter.match(p);
@@ -640,11 +644,7 @@ void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& rea
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (model.contains(affix) && model[affix].is_string() && !model[affix].get<std::string>().empty())
       fail_input("{}: BPE {} is not supported", path, affix);
-  const json norm = j.value("normalizer", json());
-  // NFC is accepted but not applied (see encode_ordinary); anything else would change tokens.
-  if (!norm.is_null() && norm.value("type", "") != "NFC")
-    fail_input("{}: normalizer {} is not supported", path,
-               norm.is_object() && norm.contains("type") ? describe(norm["type"]) : describe(norm));
+  spec.normalizer = parse_normalizer(j.value("normalizer", json()), path);
   spec.pre_tokenizer = choose_pre_tokenizer(path, j.value("pre_tokenizer", json()));
   spec.ignore_merges = model.value("ignore_merges", false);
 

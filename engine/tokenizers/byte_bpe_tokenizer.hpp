@@ -3,7 +3,8 @@
 // models, and by GGUF files whose tokenizer.ggml.model is "gpt2".
 //
 // Encoding: added tokens are cut out verbatim first (leftmost, then longest match); the text
-// between them is split by the pre-tokenizer regex; each piece is mapped byte by byte to
+// between them is normalised (the tokenizer's declared Unicode forms, e.g. Qwen's NFC), split by
+// the pre-tokenizer regex; each piece is mapped byte by byte to
 // GPT-2's printable stand-ins and merged by BPE, lowest merge rank first.
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "engine/tokenizer.hpp"
+#include "engine/tokenizers/unicode_normalizer.hpp"
 
 namespace kvb {
 
@@ -26,6 +28,7 @@ struct ByteBpeSpec {
   // verbatim like special_tokens, but decode() always renders them because they are content.
   std::vector<std::pair<std::string, int>> added_tokens;
   PreTokenizer pre_tokenizer = PreTokenizer::Qwen2;
+  Normalizer normalizer;  // applied to the text between added tokens, before the pre-tokenizer
   int bos_id = -1;
   int eos_id = -1;
   bool add_bos = false;
