@@ -17,7 +17,8 @@ struct ModelFile {
   std::string path;
   uint64_t bytes = 0;
   std::string sha256;  // hex; empty when hashing was switched off
-  double hash_seconds = 0;  // wall time spent hashing it (0 when not hashed)
+  double hash_seconds = 0;  // wall time spent on its sha256 (0 when not hashed)
+  bool hash_cached = false;  // the sha256 came from the digest cache (file unchanged since hashed)
 };
 
 struct ModelInfo {
@@ -100,10 +101,8 @@ void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, c
 // Bytes of fp32 weights for a config (what the CPU backend holds).
 uint64_t fp32_weight_bytes(const ModelConfig& config);
 
-// sha256 of a file's bytes, hex.
-std::string file_sha256(const std::string& path);
-
-// Path, size and (when options.hash_files) sha256 of a model file, for ModelInfo::files.
+// Path, size and (when options.hash_files) sha256 of a model file, for ModelInfo::files; large
+// files' digests are remembered between runs (util/file_digest.hpp).
 ModelFile describe_file(const std::string& path, const LoadOptions& options);
 
 }  // namespace kvb

@@ -6,8 +6,7 @@
 #include "engine/model.hpp"
 #include "profiler/host_info.hpp"
 #include "util/errors.hpp"
-#include "util/mapped_file.hpp"
-#include "util/sha256.hpp"
+#include "util/file_digest.hpp"
 
 namespace kvb {
 
@@ -44,15 +43,6 @@ Model config_only_model(const ModelConfig& config, const std::string& source, co
   return m;
 }
 
-std::string file_sha256(const std::string& path) {
-  MappedFile file(path);
-  Sha256 h;
-  constexpr size_t kChunk = 1 << 24;
-  for (size_t off = 0; off < file.size(); off += kChunk)
-    h.update(file.data() + off, std::min(kChunk, file.size() - off));
-  return h.hex_digest();
-}
-
 ModelFile describe_file(const std::string& path, const LoadOptions& options) {
   ModelFile f;
   f.path = path;
@@ -60,7 +50,9 @@ ModelFile describe_file(const std::string& path, const LoadOptions& options) {
   f.bytes = fs::file_size(path, ec);
   if (options.hash_files) {
     const auto start = std::chrono::steady_clock::now();
-    f.sha256 = file_sha256(path);
+    const FileDigest digest = file_sha256(path);
+    f.sha256 = digest.sha256;
+    f.hash_cached = digest.from_cache;
     f.hash_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return f;

@@ -466,7 +466,8 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
   m.erase("source");
   for (nlohmann::json& f : m["files"]) {
     f.erase("path");
-    f.erase("hash_seconds");  // a measurement, not what was read
+    f.erase("hash_seconds");  // how it was hashed, not what was read
+    f.erase("hash_cached");
   }
   nlohmann::json runs = nlohmann::json::array();
   for (const PolicyConfig& p : policies) {

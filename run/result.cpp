@@ -39,7 +39,8 @@ json model_to_json(const Model& m, const std::string& compute_dtype) {
   const ModelConfig& c = m.config;
   json files = json::array();
   for (const ModelFile& f : m.info.files)
-    files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}, {"hash_seconds", f.hash_seconds}});
+    files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}, {"hash_seconds", f.hash_seconds},
+                     {"hash_cached", f.hash_cached}});
   json rope_scaling = {{"type", to_string(c.rope_scaling.type)}};
   if (c.rope_scaling.type != RopeScalingType::None) {
     rope_scaling["factor"] = c.rope_scaling.factor;
