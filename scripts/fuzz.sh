@@ -9,7 +9,8 @@
 # present. A finding (crash, sanitizer report, leak, timeout, out-of-memory, an error message that
 # is not one line naming the file) is saved as build-asan/fuzz-findings/NAME-*; the script then
 # exits 1. Executions and coverage per harness are printed and written to
-# build-asan/fuzz-summary.md; every run is also appended to build-asan/fuzz-campaigns.tsv, so the
+# build-asan/fuzz-summary.md (seconds: how long it ran; less than SECONDS when it stopped at a
+# finding); every run is also appended to build-asan/fuzz-campaigns.tsv, so the
 # fuzzing time a harness has had over many runs can be added up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,19 +76,19 @@ fuzz_one() {  # fuzz_one NAME: one harness for $seconds; its summary row goes to
     hf_folder|tokenizer_json|jsonl|result_json|chat_template_source|safetensors|grading) dict=fuzz/dict/json.dict ;;
   esac
   case $name in torch_pt|gguf|llama2c_model) max_len=2097152 ;; esac
-  local log=$root/fuzz-logs/$name.log
+  local log=$root/fuzz-logs/$name.log started=$SECONDS
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     "$root/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -max_len="$max_len" \
     -print_final_stats=1 -artifact_prefix="$root/fuzz-findings/$name-" ${dict:+-dict=$dict} "${dirs[@]}" >"$log" 2>&1 || rc=$?
-  local execs speed cov ft corpus result=ok
+  local ran=$((SECONDS - started)) execs speed cov ft corpus result=ok
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   corpus=$(find "$work" -type f | wc -l)
   if [ "$rc" -ne 0 ]; then result="FINDING (see $log)"; fi
-  echo "| $name | $seconds | ${execs:-?} | ${speed:-?} | ${cov:-?} | ${ft:-?} | $corpus | $result |" >"$lines/$name"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$name" "$seconds" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+  echo "| $name | $ran | ${execs:-?} | ${speed:-?} | ${cov:-?} | ${ft:-?} | $corpus | $result |" >"$lines/$name"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$name" "$ran" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
     "${result%% *}" >>"$campaigns"
   cat "$lines/$name"
 }
