@@ -4,11 +4,14 @@
 // quadratic loop, written out here, on random vocabularies with many tied scores.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
 #include <set>
 #include <unordered_map>
 
 #include "engine/tokenizers/spm_tokenizer.hpp"
+#include "tests/test_support.hpp"
+#include "util/errors.hpp"
 
 namespace kvb {
 namespace {
@@ -60,6 +63,23 @@ TEST(SpmTokenizer, HeapMergeEqualsRunCOnRandomVocabularies) {
       ASSERT_EQ(tok.encode(text), run_c_encode(pieces, scores, text)) << "trial " << trial << " text \"" << text << "\"";
     }
   }
+}
+
+// Found by fuzz_llama2c_tokenizer: with no pieces at all, byte fallback's <unk> (id 0) indexed
+// past the vocabulary. A vocabulary of 0 is refused naming the file; the tokenizer itself refuses
+// pieces, scores and types that do not line up.
+TEST(SpmTokenizer, AnEmptyVocabularyIsRefused) {
+  test::TempDir dir;
+  const std::string path = (dir / "tokenizer.bin").string();
+  std::ofstream(path, std::ios::binary).write("\x10\x00\x00\x00", 4);  // max token length 16, no tokens
+  try {
+    load_llama2c_tokenizer(path, 0);
+    ADD_FAILURE() << "loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(SpmTokenizer({}, {}, {}, -1, -1, "t"), InputError);
+  EXPECT_THROW(SpmTokenizer({"a"}, {}, {SpmTokenizer::PieceType::Normal}, -1, -1, "t"), InputError);
 }
 
 }  // namespace

@@ -28,6 +28,10 @@ int utf8_length(unsigned char c) {
 SpmTokenizer::SpmTokenizer(std::vector<std::string> pieces, std::vector<float> scores,
                            std::vector<PieceType> types, int bos_id, int eos_id, std::string kind)
     : pieces_(std::move(pieces)), scores_(std::move(scores)), types_(std::move(types)), kind_(std::move(kind)) {
+  // Loaders check these and name their file; a tokenizer that broke them would index out of bounds.
+  if (pieces_.empty() || scores_.size() != pieces_.size() || types_.size() != pieces_.size())
+    fail_input("{}: {} pieces, {} scores, {} types (at least 1 piece, and as many scores and types)", kind_,
+               pieces_.size(), scores_.size(), types_.size());
   bos_id_ = bos_id;
   eos_id_ = eos_id;
   add_bos_ = true;
@@ -111,6 +115,8 @@ std::string SpmTokenizer::decode(const std::vector<int>& ids, bool render_specia
 std::unique_ptr<SpmTokenizer> load_llama2c_tokenizer(const std::string& path, int vocab_size) {
   MappedFile file(path);
   ByteReader r(file);
+  // Byte fallback falls back to id 0 (<unk>) for a byte without a piece, so there must be one.
+  if (vocab_size < 1) fail_input("{}: vocabulary size {} (at least 1 token is needed)", path, vocab_size);
   const int32_t max_len = r.read<int32_t>("max token length");
   if (max_len <= 0 || max_len > 1024) fail_input("{}: max token length {} is out of range", path, max_len);
   std::vector<std::string> pieces(vocab_size);
