@@ -73,13 +73,24 @@ CudaTransformer::CudaTransformer(const Model& model, const CudaEngineShape& shap
 
 void CudaTransformer::upload_weights() {
   std::vector<bf16> staging;
+  std::vector<float> row;
+  // bf16 matrices go as they are; others are widened a row at a time and rounded to bf16.
   auto matrix = [&](bf16* dst, const Tensor& src) {
-    staging.resize(src.data.size());
-    std::transform(src.data.begin(), src.data.end(), staging.begin(), bf16_from_float);
+    if (src.dtype == DType::BF16) {
+      cuda::copy_to_device_bytes(dst, src.bytes.data(), src.bytes.size());
+      return;
+    }
+    const cpu::WeightMatrix m = src.matrix();
+    staging.resize(size_t(m.out) * m.in);
+    row.resize(m.in);
+    for (int r = 0; r < m.out; ++r) {
+      cpu::dequantize_row(row.data(), m, r);
+      std::transform(row.begin(), row.end(), staging.begin() + size_t(r) * m.in, bf16_from_float);
+    }
     cuda::copy_to_device_bytes(dst, staging.data(), staging.size() * sizeof(bf16));
   };
   auto vector = [&](float* dst, const Tensor& src) {
-    if (dst) cuda::copy_to_device_bytes(dst, src.data.data(), src.data.size() * sizeof(float));
+    if (dst) cuda::copy_to_device_bytes(dst, src.f32(), src.bytes.size());
   };
   const ModelWeights& w = model_.weights;
   matrix(layout_.embedding, w.token_embedding);

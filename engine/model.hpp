@@ -1,5 +1,5 @@
 #pragma once
-// A loaded model: config, fp32 weights, tokenizer and where it came from.
+// A loaded model: config, weights (in their stored types), tokenizer and where it came from.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -66,7 +66,7 @@ struct LoadOptions {
 
 // Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
 // safetensors), a .gguf file, or a llama2.c .bin checkpoint. Throws InputError on bad input,
-// including when the estimated memory (fp32 weights + KV cache) exceeds what is available.
+// including when the estimated memory (weights as stored + KV cache) exceeds what is available.
 Model load_model(const std::string& spec, const LoadOptions& options = {});
 
 // Format loaders (engine/loaders/), dispatched by load_model.
@@ -93,13 +93,11 @@ std::vector<SyntheticTensor> synthetic_tensor_plan(const ModelConfig& config, ui
 // What a loader returns with options.config_only: the config and the model's identity.
 Model config_only_model(const ModelConfig& config, const std::string& source, const std::string& format);
 
-// Refuses (InputError naming `source`) when fp32 weights for `config` plus the fp32 KV cache of
-// options.kv_slots exceed the available memory. Every loader calls it after reading the config and before
-// converting any weight.
-void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source);
-
-// Bytes of fp32 weights for a config (what the CPU backend holds).
-uint64_t fp32_weight_bytes(const ModelConfig& config);
+// Refuses (InputError naming `source`) when `weight_bytes` (held_weight_bytes: what the loaded
+// weights will take, engine/weights.hpp) plus the fp32 KV cache of options.kv_slots exceed the
+// available memory. Every loader calls it after reading the config and before loading any weight.
+void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source,
+                        uint64_t weight_bytes);
 
 // Path, size and (when options.hash_files) sha256 of a model file, for ModelInfo::files; large
 // files' digests are remembered between runs (util/file_digest.hpp).

@@ -12,19 +12,16 @@ namespace kvb {
 
 namespace fs = std::filesystem;
 
-uint64_t fp32_weight_bytes(const ModelConfig& config) {
-  return static_cast<uint64_t>(config.parameter_count()) * sizeof(float);
-}
-
-void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source) {
+void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source,
+                        uint64_t weight_bytes) {
   const uint64_t kv_bytes = uint64_t(std::max<int64_t>(options.kv_slots, 0)) * config.n_layers * config.kv_dim() * 2 * sizeof(float);
-  const uint64_t need = fp32_weight_bytes(config) + kv_bytes;
+  const uint64_t need = weight_bytes + kv_bytes;
   const uint64_t have = options.available_bytes ? options.available_bytes : host_available_memory_bytes();
   if (have > 0 && need > have) {
-    fail_input("{}: needs about {:.2f} GiB ({:.2f} GiB fp32 weights + {:.2f} GiB KV cache) "
+    fail_input("{}: needs about {:.2f} GiB ({:.2f} GiB of weights as stored + {:.2f} GiB KV cache) "
                "but only {:.2f} GiB of memory is available",
-               source, need / double(1ull << 30), fp32_weight_bytes(config) / double(1ull << 30),
-               kv_bytes / double(1ull << 30), have / double(1ull << 30));
+               source, need / double(1ull << 30), weight_bytes / double(1ull << 30), kv_bytes / double(1ull << 30),
+               have / double(1ull << 30));
   }
 }
 

@@ -80,25 +80,25 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
     const int token = batch[i].token;
     if (token < 0 || token >= cfg_.vocab_size)
       fail_input("token id {} is outside the model's vocabulary of {}", token, cfg_.vocab_size);
-    std::memcpy(x_.data() + size_t(i) * dim, w.token_embedding.ptr() + size_t(token) * dim, sizeof(float) * dim);
+    cpu::dequantize_row(x_.data() + size_t(i) * dim, w.token_embedding.matrix(), token);
   }
 
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     // Attention block.
     std::optional<profiler::Range> range(std::in_place, "attention");
-    cpu::rmsnorm(xb_.data(), x_.data(), lw.attn_norm.ptr(), n, dim, cfg_.norm_eps);
-    cpu::matmul(q_.data(), xb_.data(), lw.wq.ptr(), n, dim, qd);
-    cpu::matmul(k_.data(), xb_.data(), lw.wk.ptr(), n, dim, kvd);
-    cpu::matmul(v_.data(), xb_.data(), lw.wv.ptr(), n, dim, kvd);
+    cpu::rmsnorm(xb_.data(), x_.data(), lw.attn_norm.f32(), n, dim, cfg_.norm_eps);
+    cpu::matmul(q_.data(), xb_.data(), lw.wq.matrix(), n);
+    cpu::matmul(k_.data(), xb_.data(), lw.wk.matrix(), n);
+    cpu::matmul(v_.data(), xb_.data(), lw.wv.matrix(), n);
     if (cfg_.qkv_bias) {
-      cpu::add_bias(q_.data(), lw.bq.ptr(), n, qd);
-      cpu::add_bias(k_.data(), lw.bk.ptr(), n, kvd);
-      cpu::add_bias(v_.data(), lw.bv.ptr(), n, kvd);
+      cpu::add_bias(q_.data(), lw.bq.f32(), n, qd);
+      cpu::add_bias(k_.data(), lw.bk.f32(), n, kvd);
+      cpu::add_bias(v_.data(), lw.bv.f32(), n, kvd);
     }
     if (cfg_.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE
-      cpu::rmsnorm(q_.data(), q_.data(), lw.q_norm.ptr(), n * cfg_.n_heads, hd, cfg_.norm_eps);
-      cpu::rmsnorm(k_.data(), k_.data(), lw.k_norm.ptr(), n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
+      cpu::rmsnorm(q_.data(), q_.data(), lw.q_norm.f32(), n * cfg_.n_heads, hd, cfg_.norm_eps);
+      cpu::rmsnorm(k_.data(), k_.data(), lw.k_norm.f32(), n * cfg_.n_kv_heads, hd, cfg_.norm_eps);
     }
     for (int i = 0; i < n; ++i) {
       const BatchToken& t = batch[i];
@@ -129,16 +129,16 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
     }
     if (l == cfg_.n_layers - 1) cache.note_peak();  // every token of the batch is in the cache now
     attention(batch, l, cache, record);
-    cpu::matmul(xb_.data(), att_out_.data(), lw.wo.ptr(), n, qd, dim);
+    cpu::matmul(xb_.data(), att_out_.data(), lw.wo.matrix(), n);
     for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
 
     // Feed-forward block (SwiGLU).
     range.emplace("mlp");
-    cpu::rmsnorm(xb_.data(), x_.data(), lw.ffn_norm.ptr(), n, dim, cfg_.norm_eps);
-    cpu::matmul(hb_.data(), xb_.data(), lw.w_gate.ptr(), n, dim, ffn);
-    cpu::matmul(hb2_.data(), xb_.data(), lw.w_up.ptr(), n, dim, ffn);
+    cpu::rmsnorm(xb_.data(), x_.data(), lw.ffn_norm.f32(), n, dim, cfg_.norm_eps);
+    cpu::matmul(hb_.data(), xb_.data(), lw.w_gate.matrix(), n);
+    cpu::matmul(hb2_.data(), xb_.data(), lw.w_up.matrix(), n);
     cpu::swiglu(hb_.data(), hb2_.data(), int64_t(n) * ffn);
-    cpu::matmul(xb_.data(), hb_.data(), lw.w_down.ptr(), n, ffn, dim);
+    cpu::matmul(xb_.data(), hb_.data(), lw.w_down.matrix(), n);
     for (size_t i = 0; i < size_t(n) * dim; ++i) x_[i] += xb_[i];
   }
 
@@ -147,11 +147,11 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
   int rows = 0;
   for (int i = 0; i < n; ++i) {
     if (!batch[i].want_logits) continue;
-    cpu::rmsnorm(xb_.data() + size_t(rows) * dim, x_.data() + size_t(i) * dim, w.final_norm.ptr(), 1, dim,
+    cpu::rmsnorm(xb_.data() + size_t(rows) * dim, x_.data() + size_t(i) * dim, w.final_norm.f32(), 1, dim,
                  cfg_.norm_eps);
     ++rows;
   }
-  if (rows > 0) cpu::matmul(logits, xb_.data(), w.lm_head().ptr(), rows, dim, cfg_.vocab_size);
+  if (rows > 0) cpu::matmul(logits, xb_.data(), w.lm_head().matrix(), rows);
 }
 
 std::vector<float> compute_all_logits(const Model& model, std::span<const int> tokens) {

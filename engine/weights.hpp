@@ -1,24 +1,64 @@
 #pragma once
-// Model weights in fp32 on the host (the CPU backend's format), and the one place where tensors
-// read from any file format are checked against the config and converted.
+// Model weights on the host as the CPU backend computes from them, and the one place where tensors
+// read from any file format are checked against the config. Matrices keep the file's storage type
+// (F32, BF16, F16, Q8_0: kernels/dtype.hpp), so a bf16 checkpoint costs 2 bytes per weight in
+// memory as on disk; vectors (norms, biases) are always converted to fp32. Every value is finite.
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "engine/model_config.hpp"
+#include "kernels/dtype.hpp"
+#include "kernels/ops.hpp"
 
 namespace kvb {
 
+// Allocates without zeroing: a tensor's bytes are always written right after (gigabytes of them).
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
 struct Tensor {
   std::vector<int64_t> shape;  // row-major, outermost first; matrices are [out, in]
-  std::vector<float> data;
+  DType dtype = DType::F32;
+  std::vector<uint8_t, UninitializedAllocator<uint8_t>> bytes;  // storage_bytes(dtype, numel())
 
-  bool empty() const { return data.empty(); }
-  int64_t numel() const { return static_cast<int64_t>(data.size()); }
-  const float* ptr() const { return data.data(); }
+  bool empty() const { return bytes.empty(); }
+  int64_t numel() const;
+  // The values of an F32 tensor (every vector; the matrices of an fp32 file); RuntimeFailure for
+  // any other type.
+  const float* f32() const;
+  float* f32();
+  // A 2-D tensor as the matmul reads it.
+  cpu::WeightMatrix matrix() const;
 };
+
+// An F32 tensor holding `values` (shape's product elements).
+Tensor f32_tensor(std::vector<int64_t> shape, std::span<const float> values);
+// `values` stored as `dtype` (rounded or quantised: kernels/dtype.hpp).
+Tensor stored_tensor(std::vector<int64_t> shape, std::span<const float> values, DType dtype);
+// Every element as fp32 (exact for F32/F16/BF16 and Q8_0's d * q).
+std::vector<float> to_f32(const Tensor& t);
 
 struct LayerWeights {
   Tensor attn_norm;                // [dim]
@@ -27,6 +67,11 @@ struct LayerWeights {
   Tensor q_norm, k_norm;           // [head_dim] (Qwen3), else empty
   Tensor ffn_norm;                 // [dim]
   Tensor w_gate, w_up, w_down;     // [ffn, dim], [ffn, dim], [dim, ffn]
+
+  // Every tensor of the layer, present or not.
+  std::array<const Tensor*, 14> all() const {
+    return {&attn_norm, &wq, &wk, &wv, &wo, &bq, &bk, &bv, &q_norm, &k_norm, &ffn_norm, &w_gate, &w_up, &w_down};
+  }
 };
 
 struct ModelWeights {
@@ -36,14 +81,10 @@ struct ModelWeights {
   Tensor classifier;       // [vocab, dim]; empty when tied to the embedding
 
   const Tensor& lm_head() const { return classifier.empty() ? token_embedding : classifier; }
-  uint64_t bytes() const;
+  uint64_t bytes() const;  // as held: stored bytes of the matrices, 4 per element of the vectors
+  // The storage types of the matrices, e.g. "bf16" or "f32+q8_0" (lower case, in DType order).
+  std::string matrix_dtypes() const;
 };
-
-// Storage types found in model files.
-enum class DType { F32, F16, BF16, Q8_0 };
-const char* to_string(DType t);
-// Bytes for `count` elements (Q8_0: count must be a multiple of 32).
-uint64_t storage_bytes(DType t, uint64_t count);
 
 // A tensor as stored in a file: not yet checked or converted.
 struct RawTensor {
@@ -65,16 +106,30 @@ const char* to_string(Role r);
 // file does not hold it.
 using TensorLookup = std::function<std::optional<RawTensor>(Role role, int layer)>;
 
-// Builds fp32 weights from a file's tensors: every tensor the config needs must be present with
+// Every weight a config needs, with its shape, in a fixed order (model-level first, then layers).
+struct WeightSlot {
+  Role role;
+  int layer;  // -1 for the model-level roles
+  std::vector<int64_t> shape;
+};
+std::vector<WeightSlot> weight_slots(const ModelConfig& config);
+Tensor& weight_of(ModelWeights& w, Role role, int layer);
+
+// Bytes the weights of `config` take once loaded when each is stored as dtype_of(role, layer)
+// (matrices at their stored size, vectors as fp32): the memory estimate before loading.
+uint64_t held_weight_bytes(const ModelConfig& config, const std::function<DType(Role, int)>& dtype_of);
+// The same for the tensors of a file, by their stored types (a tensor the file lacks counts as
+// fp32: assembly refuses it later). Reads no weight.
+uint64_t held_file_weight_bytes(const ModelConfig& config, const TensorLookup& lookup);
+
+// Builds the weights from a file's tensors: every tensor the config needs must be present with
 // the exact shape, else InputError("<source>: tensor <name> ..."). A classifier is optional only
 // when config.tied_embeddings is set.
 ModelWeights assemble_weights(const ModelConfig& config, const TensorLookup& lookup,
                               const std::string& source);
 
-// Converts a stored tensor to fp32 after checking it holds exactly `shape`.
-Tensor convert_to_f32(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source);
-
-float f16_to_f32(uint16_t h);
-float bf16_to_f32(uint16_t b);
+// A stored tensor as the engine holds it (1-D: fp32; 2-D: its stored type), after checking it
+// holds exactly `shape`, that Q8_0 blocks do not straddle rows, and that every value is finite.
+Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source);
 
 }  // namespace kvb

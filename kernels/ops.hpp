@@ -4,10 +4,28 @@
 // Matrices are row-major; a weight matrix is [out][in] (the layout of every supported format).
 #include <cstdint>
 
+#include "kernels/dtype.hpp"
+
 namespace kvb::cpu {
+
+// A weight matrix [out][in] in its stored type (kernels/dtype.hpp): Q8_0 blocks run along each
+// row, so `in` is then a multiple of 32.
+struct WeightMatrix {
+  DType dtype = DType::F32;
+  const void* data = nullptr;
+  int out = 0, in = 0;
+};
 
 // y[r][o] = sum_i x[r][i] * w[o][i]   for r < rows, o < out
 void matmul(float* y, const float* x, const float* w, int rows, int in, int out);
+// The same with w in its stored type: each weight is converted to fp32 inside the dot product
+// (exactly) and sums are fp32. F16 and BF16 give the bits of matmul over their fp32 values when
+// `in` is a multiple of 8 (the compiler may contract the scalar tail differently). Q8_0 sums each
+// block's 32 products before scaling them: equal to fp32 rounding, not bit for bit.
+void matmul(float* y, const float* x, const WeightMatrix& w, int rows);
+
+// y[in] = row `row` of w as fp32 (an embedding lookup).
+void dequantize_row(float* y, const WeightMatrix& w, int row);
 
 // y[c] = sum_r x[r] * w[r][c]   for c < n: a weighted sum of the rows of w (attention's P.V)
 void weighted_row_sum(float* y, const float* x, const float* w, int rows, int n);

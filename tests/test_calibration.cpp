@@ -44,16 +44,17 @@ std::string sample_text(size_t bytes) {
 std::vector<double> layer0_query(const Model& m, int token) {
   const ModelConfig& c = m.config;
   const LayerWeights& lw = m.weights.layers[0];
-  const float* e = m.weights.token_embedding.ptr() + size_t(token) * c.dim;
+  const std::vector<float> embedding = to_f32(m.weights.token_embedding), wq = to_f32(lw.wq);
+  const float* e = embedding.data() + size_t(token) * c.dim;
   double ss = 0;
   for (int i = 0; i < c.dim; ++i) ss += double(e[i]) * e[i];
   const double inv = 1.0 / std::sqrt(ss / c.dim + c.norm_eps);
   std::vector<double> xn(c.dim);
-  for (int i = 0; i < c.dim; ++i) xn[i] = e[i] * inv * lw.attn_norm.data[i];
+  for (int i = 0; i < c.dim; ++i) xn[i] = e[i] * inv * lw.attn_norm.f32()[i];
   std::vector<double> q(c.q_dim());
   for (int o = 0; o < c.q_dim(); ++o) {
-    double acc = c.qkv_bias ? lw.bq.data[o] : 0.0;
-    for (int i = 0; i < c.dim; ++i) acc += double(lw.wq.data[size_t(o) * c.dim + i]) * xn[i];
+    double acc = c.qkv_bias ? lw.bq.f32()[o] : 0.0;
+    for (int i = 0; i < c.dim; ++i) acc += double(wq[size_t(o) * c.dim + i]) * xn[i];
     q[o] = acc;
   }
   if (c.qk_norm)
@@ -61,7 +62,7 @@ std::vector<double> layer0_query(const Model& m, int token) {
       double hs = 0;
       for (int d = 0; d < c.head_dim; ++d) hs += q[h * c.head_dim + d] * q[h * c.head_dim + d];
       const double hinv = 1.0 / std::sqrt(hs / c.head_dim + c.norm_eps);
-      for (int d = 0; d < c.head_dim; ++d) q[h * c.head_dim + d] *= hinv * lw.q_norm.data[d];
+      for (int d = 0; d < c.head_dim; ++d) q[h * c.head_dim + d] *= hinv * lw.q_norm.f32()[d];
     }
   return q;
 }
@@ -176,13 +177,14 @@ TEST(Calibration, QueryIsTakenAfterBiasAndQNorm) {
   m.config.qk_norm = true;
   const int hd = m.config.head_dim;
   for (LayerWeights& lw : m.weights.layers) {
-    lw.bq = Tensor{{m.config.q_dim()}, std::vector<float>(m.config.q_dim())};
-    for (int i = 0; i < m.config.q_dim(); ++i) lw.bq.data[i] = 0.3f * float((i % 5) - 2);
-    lw.bk = Tensor{{m.config.kv_dim()}, std::vector<float>(m.config.kv_dim(), 0.1f)};
-    lw.bv = Tensor{{m.config.kv_dim()}, std::vector<float>(m.config.kv_dim(), 0.0f)};
-    lw.q_norm = Tensor{{hd}, std::vector<float>(hd)};
-    for (int d = 0; d < hd; ++d) lw.q_norm.data[d] = 0.5f + 0.25f * d;
-    lw.k_norm = Tensor{{hd}, std::vector<float>(hd, 1.0f)};
+    std::vector<float> bq(m.config.q_dim()), q_norm(hd);
+    for (int i = 0; i < m.config.q_dim(); ++i) bq[i] = 0.3f * float((i % 5) - 2);
+    for (int d = 0; d < hd; ++d) q_norm[d] = 0.5f + 0.25f * d;
+    lw.bq = f32_tensor({m.config.q_dim()}, bq);
+    lw.bk = f32_tensor({m.config.kv_dim()}, std::vector<float>(m.config.kv_dim(), 0.1f));
+    lw.bv = f32_tensor({m.config.kv_dim()}, std::vector<float>(m.config.kv_dim(), 0.0f));
+    lw.q_norm = f32_tensor({hd}, q_norm);
+    lw.k_norm = f32_tensor({hd}, std::vector<float>(hd, 1.0f));
   }
   const QueryStats qs = calibrate_query_stats(m, {{65, 66}});
   expect_layer0_matches(qs, m, {65, 66});
@@ -211,13 +213,15 @@ TEST(Calibration, PairingOfTheModelChoosesTheLanes) {
 // conventions does to wq and wk.
 void interleaved_rows_to_half(Tensor& w, int heads, int head_dim) {
   const int64_t in = w.shape[1];
-  const std::vector<float> src = w.data;
+  const std::vector<float> src = to_f32(w);
+  std::vector<float> dst = src;
   for (int h = 0; h < heads; ++h)
     for (int f = 0; f < head_dim / 2; ++f)
       for (int lane = 0; lane < 2; ++lane) {
         const int64_t from = int64_t(h) * head_dim + 2 * f + lane, to = int64_t(h) * head_dim + f + lane * head_dim / 2;
-        std::copy_n(src.begin() + from * in, in, w.data.begin() + to * in);
+        std::copy_n(src.begin() + from * in, in, dst.begin() + to * in);
       }
+  w = stored_tensor(w.shape, dst, w.dtype);  // a permutation: exact in any type
 }
 
 TEST(Calibration, StatsAreTheSameWhicheverWayTheModelPairsItsLanes) {

@@ -124,8 +124,7 @@ TEST(GgufLoader, Stories260KWeightsAreBitIdenticalToLlama2c) {
   const Model g = load_gguf(gguf.string(), quick_options());
   const Model b = load_llama2c(bin.string(), quick_options());
   auto same_bits = [](const Tensor& x, const Tensor& y) {
-    return x.shape == y.shape && x.data.size() == y.data.size() &&
-           std::memcmp(x.data.data(), y.data.data(), x.data.size() * sizeof(float)) == 0;
+    return x.shape == y.shape && x.dtype == y.dtype && x.bytes == y.bytes;
   };
   EXPECT_EQ(g.weights.token_embedding.shape, (std::vector<int64_t>{512, 64}));
   EXPECT_TRUE(same_bits(g.weights.token_embedding, b.weights.token_embedding));
@@ -168,11 +167,11 @@ TEST(GgufLoader, TinyLlamaRoundTrip) {
   EXPECT_DOUBLE_EQ(m.config.rope_theta, 1e6);
   EXPECT_EQ(m.info.name, "tiny-llama");
   // Tensors were written in this order with seeds 1, 2, 3, ...
-  EXPECT_EQ(m.weights.token_embedding.data, pattern(10 * 32, 1));
-  EXPECT_EQ(m.weights.final_norm.data, pattern(32, 2));
-  EXPECT_EQ(m.weights.classifier.data, pattern(10 * 32, 3));
+  EXPECT_EQ(to_f32(m.weights.token_embedding), pattern(10 * 32, 1));
+  EXPECT_EQ(to_f32(m.weights.final_norm), pattern(32, 2));
+  EXPECT_EQ(to_f32(m.weights.classifier), pattern(10 * 32, 3));
   EXPECT_EQ(m.weights.layers[0].wq.shape, (std::vector<int64_t>{32, 32}));
-  EXPECT_EQ(m.weights.layers[0].wq.data, pattern(32 * 32, 5));
+  EXPECT_EQ(to_f32(m.weights.layers[0].wq), pattern(32 * 32, 5));
   EXPECT_EQ(m.weights.layers[0].wk.shape, (std::vector<int64_t>{16, 32}));
   EXPECT_EQ(m.weights.layers[1].w_down.shape, (std::vector<int64_t>{32, 64}));
 
@@ -215,7 +214,7 @@ TEST(GgufLoader, GgufDimsAreReversedIntoRowMajorShape) {
   w.write(dir / "m.gguf");
   const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
   ASSERT_EQ(m.weights.token_embedding.shape, (std::vector<int64_t>{10, 32}));
-  EXPECT_EQ(m.weights.token_embedding.data[7 * 32 + 5], 705.0f);
+  EXPECT_EQ(to_f32(m.weights.token_embedding)[7 * 32 + 5], 705.0f);
 }
 
 TEST(GgufLoader, TiedEmbeddingsWhenThereIsNoOutputTensor) {
@@ -226,7 +225,7 @@ TEST(GgufLoader, TiedEmbeddingsWhenThereIsNoOutputTensor) {
   const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
   EXPECT_TRUE(m.config.tied_embeddings);
   EXPECT_TRUE(m.weights.classifier.empty());
-  EXPECT_EQ(m.weights.lm_head().data, pattern(10 * 32, 1));
+  EXPECT_EQ(to_f32(m.weights.lm_head()), pattern(10 * 32, 1));
 }
 
 TEST(GgufLoader, Qwen2HasQkvBiasAndHalfPairing) {
@@ -342,7 +341,8 @@ TEST(GgufLoader, F16TensorsDequantiseExactly) {
   w.write(dir / "m.gguf");
   const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
   EXPECT_EQ(m.info.stored_dtype, "F32+F16");
-  const auto& got = m.weights.layers[0].wq.data;
+  EXPECT_EQ(m.weights.layers[0].wq.dtype, DType::F16);  // kept as stored, widened in the matmul
+  const auto& got = to_f32(m.weights.layers[0].wq);
   ASSERT_EQ(got.size(), stored.size());
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_EQ(got[i], values[i % 8]) << i;
@@ -365,7 +365,8 @@ TEST(GgufLoader, Bf16TensorsDequantiseExactly) {
   w.write(dir / "m.gguf");
   const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
   EXPECT_EQ(m.info.stored_dtype, "F32+BF16");
-  const auto& got = m.weights.layers[1].wk.data;
+  EXPECT_EQ(m.weights.layers[1].wk.dtype, DType::BF16);
+  const auto& got = to_f32(m.weights.layers[1].wk);
   ASSERT_EQ(got.size(), stored.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], values[i % 8]) << i;
 }
@@ -394,7 +395,8 @@ TEST(GgufLoader, Q8_0TensorsDequantiseExactly) {
   w.write(dir / "m.gguf");
   const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
   EXPECT_EQ(m.info.stored_dtype, "F32+Q8_0");
-  EXPECT_EQ(m.weights.layers[0].wv.data, expected);
+  EXPECT_EQ(m.weights.layers[0].wv.dtype, DType::Q8_0);
+  EXPECT_EQ(to_f32(m.weights.layers[0].wv), expected);
 }
 
 TEST(GgufLoader, WriterEncodingsRoundTripThroughTheLoader) {
@@ -419,7 +421,7 @@ TEST(GgufLoader, WriterEncodingsRoundTripThroughTheLoader) {
     w.add_tensor("blk.1.ffn_up.weight", {64, 32}, values, type);
     w.write(dir / "m.gguf");
     const Model m = load_gguf((dir / "m.gguf").string(), quick_options());
-    const auto& got = m.weights.layers[1].w_up.data;
+    const auto& got = to_f32(m.weights.layers[1].w_up);
     ASSERT_EQ(got.size(), values.size());
     for (size_t i = 0; i < values.size(); ++i) {
       float tol = 0;
@@ -440,15 +442,15 @@ TEST(GgufLoader, AcceptsVersion2AndAnyAlignment) {
   GgufWriter w = tiny_writer({});
   w.version = 2;
   w.write(dir / "v2.gguf");
-  EXPECT_EQ(load_gguf((dir / "v2.gguf").string(), quick_options()).weights.final_norm.data, pattern(32, 2));
+  EXPECT_EQ(to_f32(load_gguf((dir / "v2.gguf").string(), quick_options()).weights.final_norm), pattern(32, 2));
 
   w.version = 3;
   w.alignment = 256;
   w.set("general.alignment", GgufValue::u32(256));
   w.write(dir / "a256.gguf");
   const Model m = load_gguf((dir / "a256.gguf").string(), quick_options());
-  EXPECT_EQ(m.weights.final_norm.data, pattern(32, 2));
-  EXPECT_EQ(m.weights.layers[1].w_down.data, pattern(32 * 64, 21));  // the last tensor written
+  EXPECT_EQ(to_f32(m.weights.final_norm), pattern(32, 2));
+  EXPECT_EQ(to_f32(m.weights.layers[1].w_down), pattern(32 * 64, 21));  // the last tensor written
 }
 
 TEST(GgufLoader, ReadsEveryMetadataValueType) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/model.hpp"
+#include "kernels/bf16.hpp"
 #include "engine/rope.hpp"
 #include "engine/transformer.hpp"
 #include "engine/weights.hpp"
@@ -415,7 +416,7 @@ TEST(HfLoader, WriterHalfCodecsAgreeWithEngine) {
       continue;
     }
     ASSERT_EQ(a, b) << "f16 " << h;
-    ASSERT_EQ(decode_bf16(uint16_t(h)), bf16_to_f32(uint16_t(h))) << "bf16 " << h;
+    ASSERT_EQ(decode_bf16(uint16_t(h)), float_from_bf16(uint16_t(h))) << "bf16 " << h;
     if (std::isfinite(a)) ASSERT_EQ(encode_f16(float(a)), h) << "f16 round trip " << h;
   }
   EXPECT_EQ(encode_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie rounds to even

@@ -37,7 +37,7 @@ void record_window_query(KvCache& cache, int layer, int seq, int pos, const floa
 
 void round_weights_to_bf16(Model& m) {
   auto round = [](Tensor& t) {
-    for (float& x : t.data) x = float_from_bf16(bf16_from_float(x));
+    if (!t.empty()) t = stored_tensor(t.shape, to_f32(t), DType::BF16);
   };
   round(m.weights.token_embedding);
   round(m.weights.classifier);

@@ -3,6 +3,7 @@
 #include "engine/decode_loop.hpp"
 #include "engine/model.hpp"
 #include "engine/transformer.hpp"
+#include "kernels/dtype.hpp"
 #include "util/errors.hpp"
 
 namespace kvb {
@@ -22,7 +23,8 @@ TEST(SyntheticModels, PresetsHaveTheRealShapes) {
 
 TEST(SyntheticModels, MemoryEstimateCountsTheKvCache) {
   LoadOptions o;
-  o.available_bytes = fp32_weight_bytes(load_model("synthetic:tiny").config) + 1024;
+  const ModelConfig tiny = synthetic_preset_config("tiny");
+  o.available_bytes = held_weight_bytes(tiny, [](Role, int) { return DType::BF16; }) + 1024;
   EXPECT_NO_THROW(load_model("synthetic:tiny", o));
   o.kv_slots = 100000;  // 100K slots x 4 layers x 32 kv dims x 2 x 4 bytes = 102 MB
   EXPECT_THROW(load_model("synthetic:tiny", o), InputError);
@@ -32,10 +34,52 @@ TEST(SyntheticModels, SeedChangesWeightsDeterministically) {
   Model a = load_model("synthetic:tiny,seed=1");
   Model b = load_model("synthetic:tiny,seed=1");
   Model c = load_model("synthetic:tiny,seed=2");
-  EXPECT_EQ(a.weights.layers[0].wq.data, b.weights.layers[0].wq.data);
-  EXPECT_NE(a.weights.layers[0].wq.data, c.weights.layers[0].wq.data);
+  EXPECT_EQ(a.weights.layers[0].wq.bytes, b.weights.layers[0].wq.bytes);
+  EXPECT_NE(a.weights.layers[0].wq.bytes, c.weights.layers[0].wq.bytes);
   EXPECT_TRUE(a.info.synthetic);
-  EXPECT_EQ(a.info.name, "synthetic:tiny,seed=1");
+  EXPECT_EQ(a.info.name, "synthetic:tiny,seed=1,dtype=bf16");
+}
+
+TEST(SyntheticModels, DtypeStoresTheMatricesAsAskedAndTheEstimateFollows) {
+  const Model f32 = load_model("synthetic:tiny,seed=4,dtype=f32");
+  for (DType d : {DType::F32, DType::BF16, DType::F16}) {
+    const Model m = load_model(std::string("synthetic:tiny,seed=4,dtype=") + lower_name(d));
+    EXPECT_EQ(m.weights.layers[2].w_up.dtype, d);
+    EXPECT_EQ(m.weights.token_embedding.dtype, d);
+    EXPECT_EQ(m.weights.layers[2].ffn_norm.dtype, DType::F32);  // vectors stay fp32
+    EXPECT_EQ(m.weights.matrix_dtypes(), lower_name(d));
+    EXPECT_EQ(m.weights.bytes(), held_weight_bytes(m.config, [&](Role, int) { return d; }));
+    EXPECT_EQ(m.info.stored_dtype, std::string(to_string(d)) + " (generated)");
+    // The same fp32 values, rounded to the type (to nearest even).
+    const std::vector<float> wide = to_f32(f32.weights.layers[2].w_up), got = to_f32(m.weights.layers[2].w_up);
+    ASSERT_EQ(got.size(), wide.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      uint8_t stored[4];
+      quantize(stored, d, &wide[i], 1);
+      float expected;
+      dequantize(&expected, d, stored, 1);
+      ASSERT_EQ(got[i], expected) << lower_name(d) << " element " << i;
+    }
+  }
+  // 2 bytes per weight against 4: the matrices are almost all of a model.
+  const uint64_t bf16 = load_model("synthetic:tiny,seed=4").weights.bytes();
+  EXPECT_LT(bf16, f32.weights.bytes() * 51 / 100);
+}
+
+TEST(SyntheticModels, ABadDtypeIsRefusedNamingTheFlag) {
+  for (const char* spec : {"synthetic:tiny,dtype=int4", "synthetic:tiny,dtype=", "synthetic:tiny,dtype=q8_0"}) {
+    try {
+      load_model(spec);
+      FAIL() << spec;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(spec), std::string::npos) << e.what();
+    }
+  }
+  try {  // tiny's ffn_dim of 176 cannot hold Q8_0's blocks of 32
+    load_model("synthetic:tiny,dtype=q8_0");
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("ffn_dim is 176"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SyntheticModels, BatchedDecodeEqualsOneAtATime) {

@@ -667,7 +667,7 @@ Model load_gguf(const std::string& path, const LoadOptions& options) {
   Model m;
   m.config = config;
   if (!options.skip_weights) {
-    ensure_memory_fits(config, options, path);
+    ensure_memory_fits(config, options, path, held_file_weight_bytes(config, lookup));
     m.weights = assemble_weights(config, lookup, path);
   }
   // The chat template and the special-token texts it prints (from the vocabulary).

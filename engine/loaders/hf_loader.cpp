@@ -423,8 +423,8 @@ std::string model_name(const fs::path& dir, const std::string& name_or_path) {
 
 // The weights of a folder's safetensors (one file or an index of shards), checked against the
 // config; the dtypes met and the files read are reported back.
-ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, std::set<DType>& dtypes_seen,
-                          std::vector<std::string>& paths) {
+ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, const LoadOptions& options,
+                          const std::string& dir_arg, std::set<DType>& dtypes_seen, std::vector<std::string>& paths) {
   const ModelConfig& c = hf.config;
   const WeightFiles weights(dir);
   TensorLookup lookup = [&](Role role, int layer) -> std::optional<RawTensor> {
@@ -445,6 +445,7 @@ ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, std::set<DTyp
     return t;
   };
 
+  ensure_memory_fits(c, options, dir_arg, held_file_weight_bytes(c, lookup));
   ModelWeights w = assemble_weights(c, lookup, weights.source());
 
   // With attention_bias, transformers gives o_proj a bias as well; the engine has no slot for
@@ -458,8 +459,8 @@ ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, std::set<DTyp
       if (!dtype)
         fail_input("{}: tensor {} has dtype {}; kvbench reads F32, F16 and BF16", file->path(), name, entry->dtype);
       RawTensor t{name, *dtype, entry->shape, entry->data, entry->bytes};
-      const Tensor bias = convert_to_f32(t, {c.dim}, file->path());
-      if (std::any_of(bias.data.begin(), bias.data.end(), [](float x) { return x != 0.0f; }))
+      const Tensor bias = load_tensor(t, {c.dim}, file->path());
+      if (std::any_of(bias.f32(), bias.f32() + c.dim, [](float x) { return x != 0.0f; }))
         fail_input("{}: tensor {} (an attention output bias) is not supported", file->path(), name);
     }
   }
@@ -484,8 +485,7 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
   std::set<DType> dtypes_seen;
   std::vector<std::string> weight_paths;
   if (!options.skip_weights) {
-    ensure_memory_fits(c, options, dir_arg);
-    m.weights = read_weights(dir, hf, dtypes_seen, weight_paths);
+    m.weights = read_weights(dir, hf, options, dir_arg, dtypes_seen, weight_paths);
   }
 
   const fs::path tokenizer_json = dir / "tokenizer.json";

@@ -116,7 +116,7 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
   Model m;
   m.config = c;
   if (!options.skip_weights) {
-    ensure_memory_fits(c, options, path);
+    ensure_memory_fits(c, options, path, held_file_weight_bytes(c, lookup));
     m.weights = assemble_weights(c, lookup, path);
   }
   const std::string tok_path = find_tokenizer(path, options);

@@ -1,7 +1,9 @@
-// synthetic:<preset>[,seed=N] — real model shapes with seeded random weights and no file, for
-// throughput, memory and profiling runs anywhere. Every result made with one says "synthetic".
+// synthetic:<preset>[,seed=N][,dtype=bf16|f16|f32|q8_0] — real model shapes with seeded random
+// weights and no file, for throughput, memory and profiling runs anywhere. Matrices are stored as
+// dtype (default bf16, as real checkpoints ship); every result made with one says "synthetic".
+#include <algorithm>
 #include <cmath>
-#include <map>
+#include <utility>
 
 #include <fmt/ranges.h>
 
@@ -89,46 +91,30 @@ std::vector<SyntheticTensor> synthetic_tensor_plan(const ModelConfig& c, uint64_
 namespace {
 
 // Element i depends only on (seed, tensor, i), so weights are identical whatever the thread count
-// or device (util/counter_hash.hpp).
-Tensor generate_tensor(const SyntheticTensor& spec) {
+// or device (util/counter_hash.hpp). Matrices are stored as `dtype` (rounded from fp32), vectors
+// stay fp32, as in a checkpoint.
+Tensor generate_tensor(const SyntheticTensor& spec, DType dtype) {
   Tensor t;
   t.shape = spec.shape;
-  int64_t n = 1;
-  for (int64_t s : t.shape) n *= s;
-  t.data.resize(n);
-  constexpr int64_t kChunk = 1 << 16;
+  t.dtype = t.shape.size() == 2 ? dtype : DType::F32;
+  const int64_t n = t.numel();
+  t.bytes.resize(storage_bytes(t.dtype, uint64_t(n)));
+  constexpr int64_t kChunk = 1 << 16;  // a multiple of Q8_0's block, so chunks start at blocks
   const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
   cpu::parallel_for(chunks, chunks > 16, [&](int c) {
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-      t.data[i] = synthetic_value(spec.key, static_cast<uint64_t>(i), spec.scale, spec.offset);
+    thread_local std::vector<float> values(kChunk);
+    const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    for (int64_t i = begin; i < end; ++i)
+      values[i - begin] = synthetic_value(spec.key, static_cast<uint64_t>(i), spec.scale, spec.offset);
+    quantize(t.bytes.data() + storage_bytes(t.dtype, uint64_t(begin)), t.dtype, values.data(), uint64_t(end - begin));
   });
   return t;
 }
 
-Tensor& weight_slot(ModelWeights& w, Role role, int layer) {
-  switch (role) {
-    case Role::TokenEmbedding: return w.token_embedding;
-    case Role::FinalNorm: return w.final_norm;
-    case Role::Classifier: return w.classifier;
-    default: break;
-  }
-  LayerWeights& l = w.layers[layer];
-  switch (role) {
-    case Role::AttnNorm: return l.attn_norm;
-    case Role::Wq: return l.wq;
-    case Role::Wk: return l.wk;
-    case Role::Wv: return l.wv;
-    case Role::Wo: return l.wo;
-    case Role::Bq: return l.bq;
-    case Role::Bk: return l.bk;
-    case Role::Bv: return l.bv;
-    case Role::QNorm: return l.q_norm;
-    case Role::KNorm: return l.k_norm;
-    case Role::FfnNorm: return l.ffn_norm;
-    case Role::WGate: return l.w_gate;
-    case Role::WUp: return l.w_up;
-    default: return l.w_down;
-  }
+DType parse_synthetic_dtype(const std::string& value, const std::string& spec) {
+  for (DType d : {DType::BF16, DType::F16, DType::F32, DType::Q8_0})
+    if (value == lower_name(d)) return d;
+  fail_input("--model {}: dtype must be bf16, f16, f32 or q8_0, not '{}'", spec, value);
 }
 
 }  // namespace
@@ -137,10 +123,17 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
   std::string rest = spec.substr(std::string("synthetic:").size());
   std::string preset = rest.substr(0, rest.find(','));
   uint64_t seed = 0;
+  DType dtype = DType::BF16;  // as the real checkpoints ship
   for (size_t at = rest.find(','); at != std::string::npos;) {
     const size_t next = rest.find(',', at + 1);
     const std::string opt = rest.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
-    if (opt.rfind("seed=", 0) != 0) fail_input("--model {}: unknown option '{}' (expected seed=N)", spec, opt);
+    if (opt.rfind("dtype=", 0) == 0) {
+      dtype = parse_synthetic_dtype(opt.substr(6), spec);
+      at = next;
+      continue;
+    }
+    if (opt.rfind("seed=", 0) != 0)
+      fail_input("--model {}: unknown option '{}' (expected seed=N or dtype=bf16|f16|f32|q8_0)", spec, opt);
     try {
       size_t used = 0;
       seed = std::stoull(opt.substr(5), &used);
@@ -152,22 +145,26 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
   }
   ModelConfig c = synthetic_preset_config(preset);
   c.validate(spec);
+  if (dtype == DType::Q8_0)
+    for (auto [what, n] : {std::pair{"dim", c.dim}, {"q_dim", c.q_dim()}, {"ffn_dim", c.ffn_dim}})
+      if (n % kQ8BlockElems != 0)
+        fail_input("--model {}: Q8_0 stores rows in blocks of 32, and the preset's {} is {}", spec, what, n);
   Model m;
   if (options.config_only || options.skip_weights) {
     m = config_only_model(c, spec, "synthetic");
   } else {
-    ensure_memory_fits(c, options, "--model " + spec);
+    ensure_memory_fits(c, options, "--model " + spec, held_weight_bytes(c, [&](Role, int) { return dtype; }));
     m.config = c;
     m.weights.layers.resize(c.n_layers);
-    for (const SyntheticTensor& t : synthetic_tensor_plan(c, seed)) weight_slot(m.weights, t.role, t.layer) = generate_tensor(t);
-    m.info.stored_dtype = "F32 (generated)";
+    for (const SyntheticTensor& t : synthetic_tensor_plan(c, seed)) weight_of(m.weights, t.role, t.layer) = generate_tensor(t, dtype);
+    m.info.stored_dtype = fmt::format("{} (generated)", to_string(dtype));
   }
   // The byte tokenizer costs nothing, so even a config-only synthetic model can encode prompts
   // (the CUDA backend generates the weights on the device from info.synthetic_seed).
   m.tokenizer = std::make_unique<ByteTokenizer>(c.vocab_size);
   m.info.source = spec;
   m.info.format = "synthetic";
-  m.info.name = fmt::format("synthetic:{},seed={}", preset, seed);
+  m.info.name = fmt::format("synthetic:{},seed={},dtype={}", preset, seed, lower_name(dtype));
   m.info.synthetic = true;
   m.info.synthetic_seed = seed;
   return m;

@@ -1,80 +1,15 @@
-// CPU reference ops. Dot products use explicit eight-lane accumulators (simd.hpp); simple
-// reductions use `omp simd`, which lets the compiler reassociate float sums without -ffast-math.
-// Threads are used only where a call has enough work to pay for waking them.
+// CPU reference ops (matmul: matmul_cpu.cpp). Sums of products use explicit eight-lane
+// accumulators (simd.hpp); simple reductions use `omp simd`, which lets the compiler reassociate
+// float sums without -ffast-math.
 #include <cmath>
 #include <cstddef>
 #include <limits>
 
 #include "kernels/cpu/exp_approx.hpp"
-#include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/simd.hpp"
 #include "kernels/ops.hpp"
 
 namespace kvb::cpu {
-
-namespace {
-// Below this many multiply-adds, a parallel region costs more than it saves (measured on a
-// 2-core machine: a wake-up is a few microseconds, one core does ~1e4 MACs per microsecond).
-constexpr int64_t kParallelMinWork = int64_t(1) << 17;
-}  // namespace
-
-namespace {
-
-// Four dot products of length n in one pass: each load of b feeds four independent FMA chains,
-// and each chain keeps eight lanes in a register until one horizontal sum at the end.
-[[gnu::always_inline]] inline void dot4(const float* a0, const float* a1, const float* a2, const float* a3,
-                                        const float* b, int n, float* out) {
-  f32x8 s0 = splat8(0), s1 = s0, s2 = s0, s3 = s0;
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const f32x8 bv = load8(b + i);
-    s0 += load8(a0 + i) * bv;
-    s1 += load8(a1 + i) * bv;
-    s2 += load8(a2 + i) * bv;
-    s3 += load8(a3 + i) * bv;
-  }
-  float t0 = hsum8(s0), t1 = hsum8(s1), t2 = hsum8(s2), t3 = hsum8(s3);
-  for (; i < n; ++i) {
-    t0 += a0[i] * b[i];
-    t1 += a1[i] * b[i];
-    t2 += a2[i] * b[i];
-    t3 += a3[i] * b[i];
-  }
-  out[0] = t0;
-  out[1] = t1;
-  out[2] = t2;
-  out[3] = t3;
-}
-
-[[gnu::always_inline]] inline float dot(const float* a, const float* b, int n) {
-  f32x8 s = splat8(0);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) s += load8(a + i) * load8(b + i);
-  float t = hsum8(s);
-  for (; i < n; ++i) t += a[i] * b[i];
-  return t;
-}
-
-}  // namespace
-
-void matmul(float* y, const float* x, const float* w, int rows, int in, int out) {
-  const int64_t work = int64_t(rows) * in * out;
-  const int blocks = (out + 3) / 4;
-  parallel_for(blocks, work >= kParallelMinWork, [=](int b) {
-    const int o = 4 * b;
-    if (o + 4 > out) {  // tail rows of w
-      for (int oo = o; oo < out; ++oo)
-        for (int r = 0; r < rows; ++r) y[size_t(r) * out + oo] = dot(w + size_t(oo) * in, x + size_t(r) * in, in);
-      return;
-    }
-    // Four weight rows share each load of an input row.
-    const float* w0 = w + size_t(o) * in;
-    for (int r = 0; r < rows; ++r) {
-      float* yr = y + size_t(r) * out + o;
-      dot4(w0, w0 + in, w0 + 2 * size_t(in), w0 + 3 * size_t(in), x + size_t(r) * in, in, yr);
-    }
-  });
-}
 
 void weighted_row_sum(float* y, const float* x, const float* w, int rows, int n) {
   int c = 0;

@@ -7,9 +7,23 @@ namespace kvb::cpu {
 namespace {
 thread_local int t_index = 0;
 thread_local bool t_in_task = false;
-// About 20 microseconds of polling before sleeping: long enough to catch the next region of a
-// decode step on a quiet machine, short enough not to steal a busy one.
-constexpr int kSpinIterations = 20000;
+// Polling before sleeping, by the clock: long enough that the two halves of a memory-bound matmul
+// (which finish tens of microseconds apart) and the next region of a decode step meet a thread
+// still awake, since a futex wake-up costs ~40 us on these VMs; short enough not to steal a busy
+// machine's core for long. (It was 20000 polls, ~7 us: a 2 MB bf16 matmul then took 140 us with
+// two threads against 95 us of reading; docs/perf-notes.md.) No `pause` in the loop: under a
+// hypervisor a pause loop can make the vCPU yield.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+// Polls done() until it holds (true) or kSpinTime has passed (false).
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (uint32_t polls = 1;; ++polls) {
+    if (done()) return true;
+    if (polls % 256 == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
 }  // namespace
 
 ThreadPool& ThreadPool::instance() {
@@ -65,8 +79,7 @@ void ThreadPool::drain() {
 void ThreadPool::worker_loop(int index, uint64_t seen) {
   t_index = index;
   while (true) {
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations; ++spins) {
-    }
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || generation_.load() != seen; });
@@ -96,9 +109,7 @@ void ThreadPool::run(int n_tasks, void (*fn)(void*, int), void* ctx) {
   }
   wake_.notify_all();
   drain();
-  int spins = 0;
-  while (remaining_.load(std::memory_order_acquire) > 0 && spins < kSpinIterations) ++spins;
-  if (remaining_.load() > 0) {
+  if (!spin_until([&] { return remaining_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return remaining_.load() == 0; });
   }
