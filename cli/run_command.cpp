@@ -358,6 +358,10 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
                   "auto | cpu | cuda[:N] | cuda:all | cuda:I,J,... (several GPUs: one worker process per GPU, each a "
                   "shard of the run, merged into one result)")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--kv-dtype", c.kv_dtype,
+                  "precision of the KV cache's keys and values: f32 | bf16 | f16 (default: f32 on the CPU; a GPU holds "
+                  "bf16, so --kv-dtype bf16 compares a CPU run with a GPU one on equal terms); KV bytes are reported at "
+                  "this size");
   cmd->add_option("--out,-o", f->out, "output directory (default kvbench-out/<timestamp>)");
   cmd->add_option("--resume", f->resume,
                   "continue the generate or replay run whose output folder this is, from its journal (the same sequences and "

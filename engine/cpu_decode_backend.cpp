@@ -1,4 +1,4 @@
-// The CPU decode backend: the Transformer over fp32 KvCaches in host memory, the method over the
+// The CPU decode backend: the Transformer over KvCaches in host memory (fp32 slots, values at --kv-dtype), the method over the
 // CPU compression ops, and retained attention mass measured on the reference forward.
 #include <cmath>
 #include <optional>
@@ -13,9 +13,9 @@ namespace {
 
 class CpuDecodeBackend : public DecodeBackend {
  public:
-  CpuDecodeBackend(const Model& model, const PolicyConfig& config, int max_batch_tokens, bool bf16_kv)
+  CpuDecodeBackend(const Model& model, const PolicyConfig& config, int max_batch_tokens, DType kv_dtype)
       : config_(model.config),
-        bf16_kv_(bf16_kv),
+        kv_dtype_(kv_dtype),
         method_(make_method(config, model.config)),
         tf_(model, max_batch_tokens),
         logits_(size_t(max_batch_tokens) * config_.vocab_size) {
@@ -25,14 +25,14 @@ class CpuDecodeBackend : public DecodeBackend {
 
   void begin_batch(int n_seqs, int capacity, int reference_capacity) override {
     KvCacheExtras extras = cache_extras(method_->config());
-    extras.bf16_values = bf16_kv_;
+    extras.value_dtype = kv_dtype_;
     cache_.emplace(config_, n_seqs, capacity, extras);
     ops_ = make_cpu_compression_ops(cache_->storage());
     reference_.reset();
     if (reference_capacity > 0) {
-      KvCacheExtras bf16;
-      bf16.bf16_values = bf16_kv_;
-      reference_.emplace(config_, n_seqs, reference_capacity, bf16);
+      KvCacheExtras plain;
+      plain.value_dtype = kv_dtype_;
+      reference_.emplace(config_, n_seqs, reference_capacity, plain);
       ref_logits_.resize(logits_.size());
     }
   }
@@ -74,7 +74,7 @@ class CpuDecodeBackend : public DecodeBackend {
 
  private:
   const ModelConfig& config_;
-  bool bf16_kv_;
+  DType kv_dtype_;
   std::unique_ptr<KvMethod> method_;
   ForwardRecording<KvCache> record_;  // what the method's forward records
   Transformer tf_;
@@ -87,8 +87,8 @@ class CpuDecodeBackend : public DecodeBackend {
 }  // namespace
 
 std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens,
-                                                bool bf16_kv) {
-  return std::make_unique<CpuDecodeBackend>(model, policy, max_batch_tokens, bf16_kv);
+                                                DType kv_dtype) {
+  return std::make_unique<CpuDecodeBackend>(model, policy, max_batch_tokens, kv_dtype);
 }
 
 }  // namespace kvb

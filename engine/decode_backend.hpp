@@ -58,9 +58,9 @@ class DecodeBackend {
   virtual uint64_t peak_bytes() const = 0;
 };
 
-// The CPU backend: Transformer + KvCache, any method; bf16_kv stores the method's K and V in bf16.
+// The CPU backend: Transformer + KvCache, any method; K and V rounded to kv_dtype (F32, BF16, F16) as stored.
 std::unique_ptr<DecodeBackend> make_cpu_backend(const Model& model, const PolicyConfig& policy, int max_batch_tokens,
-                                                bool bf16_kv = false);
+                                                DType kv_dtype = DType::F32);
 
 // The CUDA backend over an engine whose weights are already on the device (built only with
 // KVBENCH_HAVE_CUDA; elsewhere a RuntimeFailure).

@@ -62,7 +62,7 @@ DecodeOutput run_decode(const Model& model, const std::vector<DecodeRequest>& re
   const int vocab = c.vocab_size;
   const int batch_size = std::max(1, opt.batch_size);
   std::unique_ptr<DecodeBackend> backend =
-      opt.cuda ? make_cuda_backend(*opt.cuda, opt.policy) : make_cpu_backend(model, opt.policy, std::max(batch_size, opt.prefill_chunk), opt.bf16_kv);
+      opt.cuda ? make_cuda_backend(*opt.cuda, opt.policy) : make_cpu_backend(model, opt.policy, std::max(batch_size, opt.prefill_chunk), opt.kv_dtype);
   const bool lockstep = opt.mode == RunMode::Replay && traits(opt.policy.method).budgeted;
   std::vector<BatchToken> batch;
   batch.reserve(std::max(batch_size, opt.prefill_chunk));

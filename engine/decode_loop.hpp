@@ -85,7 +85,7 @@ struct DecodeOptions {
   PolicyConfig policy;                      // which KV-cache method, at which budget
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to end early, keeping what was measured
   CudaTransformer* cuda = nullptr;          // the GPU engine (weights already on the device); nullptr: CPU
-  bool bf16_kv = false;                     // CPU: keys and values stored in bf16, the GPU's precision (parity tests)
+  DType kv_dtype = DType::F32;              // CPU: keys and values rounded to F32/BF16/F16 as stored (--kv-dtype; BF16 is the GPU's)
   // Called with every compression event of every sequence (--dump-kept); empty: not recorded.
   std::function<void(const std::string& sequence_id, const KeptEvent& event)> on_kept;
   // Called after every decode step and every finished sequence (progress display); may be empty.

@@ -22,7 +22,7 @@ KvGeometry kv_geometry(const ModelConfig& c, int n_sequences, int capacity, cons
 }
 
 KvCache::KvCache(const ModelConfig& c, int n_sequences, int capacity, const KvCacheExtras& extras)
-    : g_(kv_geometry(c, n_sequences, capacity, extras)), bf16_values_(extras.bf16_values) {
+    : g_(kv_geometry(c, n_sequences, capacity, extras)), value_dtype_(extras.value_dtype) {
   k_.assign(g_.slots() * g_.head_dim, 0.0f);
   v_.assign(g_.slots() * g_.head_dim, 0.0f);
   pos_.assign(g_.slots(), -1);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/model_config.hpp"
+#include "kernels/dtype.hpp"
 #include "kernels/kv_storage.hpp"
 
 namespace kvb {
@@ -20,8 +21,9 @@ struct KvCacheExtras {
   int window = 0;            // post-RoPE queries of the last `window` tokens per (sequence, layer)
   int sinks = 0;             // the original keys of this many sinks per (layer, sequence, KV head) (StreamingLLM's
                              // positions within the cache)
-  bool bf16_values = false;  // CPU: keys and values rounded to bf16 as the forward stores them (the
-                             // CUDA backend's KV precision, for parity checks); a CUDA cache is bf16 anyway
+  DType value_dtype = DType::F32;  // CPU: F32, or BF16/F16: keys and values rounded to it as the forward
+                                  // stores them (--kv-dtype; bf16 is the CUDA backend's KV precision).
+                                  // The slots stay 4 bytes; every byte count below is at value_dtype's size
 };
 
 // The geometry of a cache of n_sequences x capacity slots of `config`'s model with `extras`.
@@ -37,7 +39,7 @@ class KvCache {
   int n_kv_heads() const { return g_.n_kv_heads; }
   int head_dim() const { return g_.head_dim; }
   int capacity() const { return g_.capacity; }
-  bool bf16_values() const { return bf16_values_; }
+  DType value_dtype() const { return value_dtype_; }
 
   // Slots of one (layer, sequence, kv-head): keys/values [capacity][head_dim], positions [capacity].
   float* keys(int layer, int seq, int kv_head) { return k_.data() + slot0(layer, seq, kv_head) * g_.head_dim; }
@@ -75,15 +77,15 @@ class KvCache {
   // Where everything lives, for the forward pass and the compression ops.
   KvStorage<float> storage();
 
-  // Bytes held by live slots (K and V, fp32) now; note_peak() records them as a candidate peak
+  // Bytes held by live slots (K and V at value_dtype) now; note_peak() records them as a candidate peak
   // (the forward calls it after appending), peak_bytes() the most recorded.
   uint64_t live_bytes() const;
   void note_peak();
   uint64_t peak_bytes() const { return peak_slots_ * bytes_per_slot(); }
   // Bytes held by the live slots of one sequence.
   uint64_t sequence_bytes(int seq) const;
-  uint64_t capacity_bytes() const { return uint64_t(k_.size() + v_.size()) * sizeof(float); }
-  uint64_t bytes_per_slot() const { return uint64_t(2) * g_.head_dim * sizeof(float); }
+  uint64_t capacity_bytes() const { return storage_bytes(value_dtype_, k_.size() + v_.size()); }
+  uint64_t bytes_per_slot() const { return storage_bytes(value_dtype_, uint64_t(2) * g_.head_dim); }
 
  private:
   size_t slot0(int layer, int seq, int kv_head) const { return g_.head(layer, seq, kv_head) * g_.capacity; }
@@ -94,7 +96,7 @@ class KvCache {
   std::vector<float> score_, window_, sink_keys_;
   std::vector<int32_t> len_;
   uint64_t peak_slots_ = 0;
-  bool bf16_values_ = false;
+  DType value_dtype_ = DType::F32;
   std::vector<uint8_t> flags_;  // compact() scratch, one flag per slot
 };
 

@@ -5,7 +5,6 @@
 #include <limits>
 #include <optional>
 
-#include "kernels/bf16.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/ops.hpp"
 #include "profiler/trace.hpp"
@@ -120,11 +119,8 @@ void Transformer::forward(std::span<const BatchToken> batch, KvCache& cache, flo
         float* vd = cache.values(l, t.seq, h) + size_t(slot) * hd;
         std::memcpy(kd, k + size_t(h) * hd, sizeof(float) * hd);
         std::memcpy(vd, v + size_t(h) * hd, sizeof(float) * hd);
-        if (cache.bf16_values())
-          for (int c = 0; c < hd; ++c) {
-            kd[c] = float_from_bf16(bf16_from_float(kd[c]));
-            vd[c] = float_from_bf16(bf16_from_float(vd[c]));
-          }
+        round_to(kd, hd, cache.value_dtype());
+        round_to(vd, hd, cache.value_dtype());
       }
     }
     if (l == cfg_.n_layers - 1) cache.note_peak();  // every token of the batch is in the cache now

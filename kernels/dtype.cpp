@@ -113,6 +113,13 @@ void dequantize(float* out, DType t, const uint8_t* data, uint64_t count) {
   }
 }
 
+void round_to(float* values, uint64_t count, DType t) {
+  if (t == DType::BF16)
+    for (uint64_t i = 0; i < count; ++i) values[i] = float_from_bf16(bf16_from_float(values[i]));
+  else if (t == DType::F16)
+    for (uint64_t i = 0; i < count; ++i) values[i] = f16_to_f32(f16_from_f32(values[i]));
+}
+
 void quantize(uint8_t* out, DType t, const float* values, uint64_t count) {
   switch (t) {
     case DType::F32:

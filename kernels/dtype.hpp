@@ -26,5 +26,8 @@ void dequantize(float* out, DType t, const uint8_t* data, uint64_t count);
 // Stores `count` fp32 values as type t (Q8_0: count a multiple of 32; each block's scale is
 // max|x| / 127 rounded to f16, each q = round(x / scale), as GGUF's reference quantiser).
 void quantize(uint8_t* out, DType t, const float* values, uint64_t count);
+// Rounds `count` fp32 values in place to the nearest of type t: F16 or BF16 (F32 and Q8_0, which
+// is a block format and not a value type, leave them unchanged).
+void round_to(float* values, uint64_t count, DType t);
 
 }  // namespace kvb

@@ -458,6 +458,19 @@ MethodRun measure_policy(const Model& model, const std::vector<DecodeRequest>& r
   return run;
 }
 
+// The KV cache's value type: what --kv-dtype asks, else fp32 on the CPU and bf16 on a GPU (the
+// only type the CUDA backend holds).
+DType resolve_kv_dtype(const std::string& flag, bool on_gpu) {
+  if (flag.empty()) return on_gpu ? DType::BF16 : DType::F32;
+  for (DType d : {DType::F32, DType::BF16, DType::F16})
+    if (flag == lower_name(d)) {
+      if (on_gpu && d != DType::BF16)
+        fail_input("--kv-dtype {}: the CUDA backend holds the KV cache in bf16 (use --kv-dtype bf16 or --device cpu)", flag);
+      return d;
+    }
+  fail_input("--kv-dtype {}: expected f32, bf16 or f16", flag);
+}
+
 // What determines a run's tokens and decisions (run/journal.hpp): a resumed run or another shard must match it. Paths
 // are left out (a model or workload may be reached another way); their sha256 are in.
 nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const Workload& w,
@@ -598,6 +611,10 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
   Workload workload = resolve_workload(c.prompt, c.workload);
   if (c.limit > 0 && workload.items.size() > size_t(c.limit)) workload.items.resize(c.limit);
   Model model = load_run_model(c, workload, on_gpu, progress);
+  const DType kv_dtype = resolve_kv_dtype(c.kv_dtype, on_gpu);
+  if (!on_gpu)  // the GPU session says what it holds when it uploads
+    header.settings.compute_dtype = fmt::format("{} weights, {} KV cache, fp32 activations and accumulation",
+                                                model.weights.matrix_dtypes(), lower_name(kv_dtype));
   const PromptBuilder prompts(c.prompt_settings, model);
   header.settings.prompt = prompts.description();
   std::vector<DecodeRequest> requests = make_requests(workload, model, prompts, c);
@@ -618,6 +635,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
                          header.settings.sampling_sources.dump()));
   DecodeOptions opt;
   opt.mode = c.mode;
+  opt.kv_dtype = kv_dtype;
   opt.sampling = header.settings.sampling;
   opt.batch_size = c.batch_size;
   opt.stop = stop;

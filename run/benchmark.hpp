@@ -50,6 +50,7 @@ struct RunConfig {
   PolicyConfig method_options;    // per-method settings (sinks, windows, TriAttention options)
   std::string stats_path;         // TriAttention query statistics (--stats)
   std::string device = "auto";    // auto | cpu | cuda[:N]
+  std::string kv_dtype;           // --kv-dtype: f32 | bf16 | f16; empty = f32 on the CPU, bf16 on a GPU
   int threads = 0;                // 0 = all cores
   bool hash_files = true;
   bool trace = false;             // host phase ranges: per-op table in the result and a Chrome trace

@@ -58,6 +58,24 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_FALSE(std::filesystem::exists(dir / "result.json.tmp"));
 }
 
+TEST(CliRun, KvDtypeRoundsTheCacheAndReportsItsBytes) {
+  // The same replay with an fp32, a bf16 and an f16 cache: compute_dtype says which, and the KV
+  // bytes reported halve for the 2-byte types.
+  std::map<std::string, nlohmann::json> docs;
+  for (const char* kv : {"f32", "bf16", "f16"}) {
+    TempDir dir;
+    CommandResult r = run_kvbench(std::string("run -q --max-new-tokens 8 --method full,streaming --budget 64 --kv-dtype ") +
+                                  kv + " --out " + dir.path().string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    docs[kv] = read_result(dir.path());
+    EXPECT_EQ(docs[kv]["model"]["compute_dtype"],
+              std::string("bf16 weights, ") + kv + " KV cache, fp32 activations and accumulation");
+  }
+  const auto peak = [&](const char* kv) { return docs[kv]["runs"][0]["measurements"]["memory"]["kv_bytes_peak"].get<double>(); };
+  EXPECT_EQ(peak("bf16") * 2, peak("f32"));
+  EXPECT_EQ(peak("f16") * 2, peak("f32"));
+}
+
 TEST(CliRun, SameSeedSameTokensAcrossBatching) {
   TempDir a, b;
   const std::string common = "run -q --mode generate --method full -n 12 --temperature 0.8 --top-p 0.9 --seed 7 ";
@@ -181,6 +199,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"run -q --method streaming --budget 64 --trigger sometimes", "--trigger sometimes"},
                       BadInput{"run -q --method streaming --budget 64 --streaming-positions relative", "--streaming-positions"},
                       BadInput{"run -q --method streaming --budget 64 --dump-kept /nonexistent/dir/kept.jsonl", "--dump-kept"},
+                      BadInput{"run -q --kv-dtype int8", "--kv-dtype int8"},
+                      BadInput{"run -q -m synthetic:tiny,dtype=f64", "dtype"},
                       BadInput{"calibrate", "--model"}));
 
 // --dump-kept: one line per (run, sequence, event), the positions each compacted (layer, KV head)

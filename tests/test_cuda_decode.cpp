@@ -1,6 +1,6 @@
 // The CUDA decode path end to end against the CPU one: the same replay through run_decode on both
 // backends, for every method, on synthetic:tiny and stories260K. The CPU model's weights are
-// rounded to bf16 and its caches store bf16 keys and values (DecodeOptions::bf16_kv), so what
+// rounded to bf16 and its caches store bf16 keys and values (DecodeOptions::kv_dtype), so what
 // differs is summation order: the compression schedule must be identical (events, evicted slots,
 // KV bytes held per step, scaled from fp32 to bf16 slots), the absolute positions kept at every
 // event nearly so, and the replayed tokens' log-probabilities, argmaxes and retained attention mass
@@ -142,7 +142,7 @@ void expect_same_replay(Model& model) {
     opt.batch_size = session.batch_for(i);
     opt.prefill_chunk = 16;
     opt.policy = p;
-    opt.bf16_kv = true;
+    opt.kv_dtype = DType::BF16;
     KeptLogs cpu_kept, gpu_kept;
     record_kept(opt, cpu_kept);
     const DecodeOutput cpu = run_decode(model, requests, opt);

@@ -74,6 +74,15 @@ TEST(KvCache, CompactRejectsBadIndices) {
   EXPECT_THROW(cache.compact(0, 0, 0, std::vector<int>{-1}), RuntimeFailure);
 }
 
+TEST(KvCache, BytesAreCountedAtTheValueType) {
+  KvCacheExtras half;
+  half.value_dtype = DType::F16;
+  KvCache f32(small_config(), 2, 4), f16(small_config(), 2, 4, half);
+  EXPECT_EQ(f16.bytes_per_slot() * 2, f32.bytes_per_slot());
+  EXPECT_EQ(f16.capacity_bytes() * 2, f32.capacity_bytes());
+  EXPECT_EQ(f16.value_dtype(), DType::F16);
+}
+
 TEST(KvCache, PeakAndCapacity) {
   KvCache cache(small_config(), 1, 4);
   fill(cache, 0, 0, 0, 4);

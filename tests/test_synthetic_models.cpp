@@ -101,6 +101,32 @@ TEST(SyntheticModels, BatchedDecodeEqualsOneAtATime) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(a.sequences[i].tokens, b.sequences[i].tokens) << i;
 }
 
+TEST(SyntheticModels, AHalfPrecisionCacheHoldsRoundedKeysAndValues) {
+  const Model m = load_model("synthetic:tiny,seed=5");
+  const std::vector<int> toks = {256, 10, 200, 31, 99};
+  for (DType d : {DType::BF16, DType::F16}) {
+    KvCacheExtras extras;
+    extras.value_dtype = d;
+    KvCache rounded(m.config, 1, 8, extras), plain(m.config, 1, 8);
+    Transformer tf(m, 8);
+    std::vector<BatchToken> batch;
+    for (int i = 0; i < int(toks.size()); ++i) batch.push_back(BatchToken{0, i, toks[i], false});
+    tf.forward(batch, rounded, nullptr);
+    tf.forward(batch, plain, nullptr);
+    int changed = 0;
+    for (int l = 0; l < m.config.n_layers; ++l)
+      for (int h = 0; h < m.config.n_kv_heads; ++h)
+        for (int i = 0; i < int(toks.size()) * m.config.head_dim; ++i) {
+          const float k = rounded.keys(l, 0, h)[i];
+          float again = k;
+          round_to(&again, 1, d);
+          ASSERT_EQ(k, again) << lower_name(d) << " layer " << l;  // representable in the type
+          changed += k != plain.keys(l, 0, h)[i];
+        }
+    EXPECT_GT(changed, 0) << lower_name(d);
+  }
+}
+
 TEST(SyntheticModels, IncrementalDecodeEqualsFullPrefill) {
   // Logits of position t from one prefill call equal those from feeding tokens one by one.
   Model m = load_model("synthetic:tiny,seed=3");
