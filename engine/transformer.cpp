@@ -29,31 +29,34 @@ Transformer::Transformer(const Model& model, int max_batch_tokens)
 void Transformer::attention(std::span<const BatchToken> batch, int layer, KvCache& cache,
                             const ForwardRecording<KvCache>& record) {
   const int n_tok = static_cast<int>(batch.size());
-  const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size();
-  const size_t per_thread = static_cast<size_t>(cache.capacity());
+  const int hd = cfg_.head_dim, n_heads = cfg_.n_heads, group = cfg_.group_size(), n_kv = cfg_.n_kv_heads;
+  const size_t per_thread = static_cast<size_t>(cache.capacity()) * group;
   if (scores_.size() < per_thread * cpu::ThreadPool::instance().threads()) scores_.resize(per_thread * cpu::ThreadPool::instance().threads());
   int64_t work = 0;
   for (const BatchToken& t : batch) work += int64_t(cache.length(layer, t.seq, 0)) * hd * n_heads;
 
   // Recording the weights sums them across heads: serial, in (token, head) order.
   const bool weights_recorded = record.slot_attention || record.retained_mass_of;
-  cpu::parallel_for(n_tok * n_heads, work >= (int64_t(1) << 16) && !weights_recorded, [&](int task) {
-    const int i = task / n_heads, h = task % n_heads, kvh = h / group;
+  // One task per (token, KV head): the group's query heads share its keys and values.
+  cpu::parallel_for(n_tok * n_kv, work >= (int64_t(1) << 16) && !weights_recorded, [&](int task) {
+    const int i = task / n_kv, kvh = task % n_kv;
     const BatchToken& tok = batch[i];
-    const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
-    const float* keys = cache.keys(layer, tok.seq, kvh);
-    const float* values = cache.values(layer, tok.seq, kvh);
+    const float* q = q_.data() + size_t(i) * cfg_.q_dim() + size_t(kvh) * group * hd;
     const int32_t* pos = cache.positions(layer, tok.seq, kvh);
     const int len = cache.length(layer, tok.seq, kvh);
-    float* score = scores_.data() + per_thread * cpu::ThreadPool::current_index();
-    float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(h) * hd;
+    float* scores = scores_.data() + per_thread * cpu::ThreadPool::current_index();
+    float* out = att_out_.data() + size_t(i) * cfg_.q_dim() + size_t(kvh) * group * hd;
     // Causality is by absolute position, not slot index (slots may be reordered by eviction).
-    cpu::attention_head(out, score, q, keys, values, pos, len, tok.pos, hd);
-    if (record.slot_attention) {
-      float* slot_score = cache.slot_scores(layer, tok.seq, kvh);
-      for (int j = 0; j < len; ++j) slot_score[j] += score[j];
+    cpu::attention_group(out, scores, q, group, cache.keys(layer, tok.seq, kvh), cache.values(layer, tok.seq, kvh), pos,
+                         len, tok.pos, hd);
+    for (int g = 0; g < group; ++g) {
+      const float* score = scores + size_t(g) * len;
+      if (record.slot_attention) {
+        float* slot_score = cache.slot_scores(layer, tok.seq, kvh);
+        for (int j = 0; j < len; ++j) slot_score[j] += score[j];
+      }
+      if (record.retained_mass_of) retained_.add(layer, tok.seq, kvh, score, pos, len);
     }
-    if (record.retained_mass_of) retained_.add(layer, tok.seq, kvh, score, pos, len);
   });
 }
 

@@ -51,4 +51,11 @@ void add_bias(float* y, const float* b, int rows, int n);
 void attention_head(float* out, float* probs, const float* q, const float* keys, const float* values,
                     const int32_t* pos, int len, int qpos, int head_dim);
 
+// attention_head for the `group` query heads that share one KV head (GQA), each with exactly
+// attention_head's bits: q and out [group][head_dim], probs [group][len]. The keys are read once
+// for the group and the heads' P.V sums run as independent chains (one chain per head is bound by
+// FMA latency when head_dim is 8).
+void attention_group(float* out, float* probs, const float* q, int group, const float* keys, const float* values,
+                     const int32_t* pos, int len, int qpos, int head_dim);
+
 }  // namespace kvb::cpu

@@ -83,6 +83,31 @@ TEST(CpuOps, AttentionHeadMatchesDoubleReference) {
   }
 }
 
+TEST(CpuOps, AttentionGroupGivesEachHeadsBitsOfAttentionHead) {
+  std::mt19937 rng(77);
+  std::uniform_real_distribution<float> d(-2.0f, 2.0f);
+  for (int hd : {8, 13, 128})
+    for (int group : {1, 2, 3, 5, 8})
+      for (int len : {1, 9, 300}) {
+        std::vector<float> q(size_t(group) * hd), keys(size_t(len) * hd), values(size_t(len) * hd);
+        for (float& x : q) x = d(rng);
+        for (float& x : keys) x = d(rng);
+        for (float& x : values) x = d(rng);
+        std::vector<int32_t> pos(len);
+        std::iota(pos.begin(), pos.end(), 0);
+        std::shuffle(pos.begin(), pos.end(), rng);
+        const int qpos = len / 2;
+        std::vector<float> out(size_t(group) * hd, NAN), probs(size_t(group) * len, NAN), one(hd), one_probs(len);
+        cpu::attention_group(out.data(), probs.data(), q.data(), group, keys.data(), values.data(), pos.data(), len, qpos, hd);
+        for (int g = 0; g < group; ++g) {
+          cpu::attention_head(one.data(), one_probs.data(), q.data() + size_t(g) * hd, keys.data(), values.data(),
+                              pos.data(), len, qpos, hd);
+          for (int c = 0; c < hd; ++c) ASSERT_EQ(out[size_t(g) * hd + c], one[c]) << "hd " << hd << " group " << group << " len " << len;
+          for (int j = 0; j < len; ++j) ASSERT_EQ(probs[size_t(g) * len + j], one_probs[j]);
+        }
+      }
+}
+
 TEST(CpuOps, AttentionHeadWithOnlyItsOwnSlotVisibleCopiesThatValue) {
   const int len = 5, hd = 16;
   std::vector<float> q(hd, 3.0f), keys(size_t(len) * hd, 1.0f), values(size_t(len) * hd);

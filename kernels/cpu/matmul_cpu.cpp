@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
-#if defined(__F16C__) || defined(__AVX2__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -84,6 +84,27 @@ struct F16Row {
   }
 };
 
+// hsum8 of four vectors at once, each summed in exactly hsum8's order ((v0+v4) + (v1+v5)) +
+// ((v2+v6) + (v3+v7)), so the bits are hsum8's: fold the halves, transpose, add. A third of the
+// shuffles of four hsum8 (which GCC builds from scalar adds), which matters where rows are short
+// (attention scores over head_dim 8, stories260K).
+[[gnu::always_inline]] inline void hsum8x4(f32x8 s0, f32x8 s1, f32x8 s2, f32x8 s3, float* out) {
+#if defined(__AVX__)
+  auto fold = [](f32x8 v) {
+    const __m256 m = reinterpret_cast<__m256>(v);
+    return _mm_add_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  };
+  __m128 a = fold(s0), b = fold(s1), c = fold(s2), d = fold(s3);
+  _MM_TRANSPOSE4_PS(a, b, c, d);
+  _mm_storeu_ps(out, _mm_add_ps(_mm_add_ps(a, b), _mm_add_ps(c, d)));
+#else
+  out[0] = hsum8(s0);
+  out[1] = hsum8(s1);
+  out[2] = hsum8(s2);
+  out[3] = hsum8(s3);
+#endif
+}
+
 // Four dot products of length n in one pass: each load of b feeds four independent FMA chains,
 // and each chain keeps eight lanes in a register until one horizontal sum at the end.
 //
@@ -105,7 +126,9 @@ template <class Row>
     s2 += a2.load(i) * bv;
     s3 += a3.load(i) * bv;
   }
-  float t0 = hsum8(s0), t1 = hsum8(s1), t2 = hsum8(s2), t3 = hsum8(s3);
+  float t[4];
+  hsum8x4(s0, s1, s2, s3, t);
+  float t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
   for (; i < n; ++i) {
     t0 += a0.at(i) * b[i];
     t1 += a1.at(i) * b[i];
@@ -175,10 +198,7 @@ struct Q8Row {
     s2 += q8_block_dot(a2.p + at, x0, x1, x2, x3);
     s3 += q8_block_dot(a3.p + at, x0, x1, x2, x3);
   }
-  out[0] = hsum8(s0);
-  out[1] = hsum8(s1);
-  out[2] = hsum8(s2);
-  out[3] = hsum8(s3);
+  hsum8x4(s0, s1, s2, s3, out);
 }
 
 [[gnu::always_inline]] inline float dot(Q8Row a, const float* b, int n) {
