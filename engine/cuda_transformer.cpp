@@ -3,10 +3,13 @@
 #ifdef KVBENCH_HAVE_CUDA
 
 #include <algorithm>
+#include <chrono>
+#include <set>
 #include <cmath>
 #include <optional>
 
 #include "engine/rope.hpp"
+#include "engine/weight_stream.hpp"
 #include "kernels/cuda/compression_cuda.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
 #include "profiler/trace.hpp"
@@ -54,15 +57,16 @@ bool CudaTransformer::tied(const Model& model) {
 CudaTransformer::CudaTransformer(const Model& model, const CudaEngineShape& shape)
     : model_(model), cfg_(model.config), shape_(shape), host_ids_(size_t(3) * shape.max_batch_tokens) {
   static_assert(sizeof(cuda::LogitStats) == kLogitStatsBytes);
-  if (model_.weights.layers.empty() && !model_.info.synthetic)
-    fail_runtime("CUDA engine: {} was loaded without weights", model_.info.source);
   if (shape_.max_batch_tokens < shape_.max_sequences)
     fail_runtime("CUDA engine: {} tokens per forward cannot feed {} sequences", shape_.max_batch_tokens, shape_.max_sequences);
   arena_.allocate(cuda_engine_bytes(cfg_, tied(model_), shape_), "the CUDA backend's weights, KV caches and workspace");
   DeviceCarver carver(arena_.base());
   lay_out_cuda_engine(carver, cfg_, tied(model_), shape_, layout_);
-  if (model_.weights.layers.empty()) generate_synthetic_weights();
-  else upload_weights();
+  const auto started = std::chrono::steady_clock::now();
+  if (!model_.weights.layers.empty()) upload_weights();
+  else if (model_.info.synthetic) generate_synthetic_weights();
+  else stream_weights();
+  weight_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::vector<double> inv_freq = rope_inv_freq(cfg_);
   cuda::copy_to_device_bytes(layout_.inv_freq, inv_freq.data(), inv_freq.size() * sizeof(double));
   retained_sum_.assign(shape_.max_sequences, 0.0);
@@ -71,77 +75,99 @@ CudaTransformer::CudaTransformer(const Model& model, const CudaEngineShape& shap
   cuda::synchronize("weight upload");
 }
 
-void CudaTransformer::upload_weights() {
-  std::vector<bf16> staging;
-  std::vector<float> row;
-  // bf16 matrices go as they are; others are widened a row at a time and rounded to bf16.
-  auto matrix = [&](bf16* dst, const Tensor& src) {
-    if (src.dtype == DType::BF16) {
-      cuda::copy_to_device_bytes(dst, src.bytes.data(), src.bytes.size());
-      return;
-    }
-    const cpu::WeightMatrix m = src.matrix();
-    staging.resize(size_t(m.out) * m.in);
-    row.resize(m.in);
-    for (int r = 0; r < m.out; ++r) {
-      cpu::dequantize_row(row.data(), m, r);
-      std::transform(row.begin(), row.end(), staging.begin() + size_t(r) * m.in, bf16_from_float);
-    }
-    cuda::copy_to_device_bytes(dst, staging.data(), staging.size() * sizeof(bf16));
-  };
-  auto vector = [&](float* dst, const Tensor& src) {
-    if (dst) cuda::copy_to_device_bytes(dst, src.f32(), src.bytes.size());
-  };
-  const ModelWeights& w = model_.weights;
-  matrix(layout_.embedding, w.token_embedding);
-  if (layout_.lm_head != layout_.embedding) matrix(layout_.lm_head, w.classifier);
-  vector(layout_.final_norm, w.final_norm);
-  for (size_t i = 0; i < layout_.layers.size(); ++i) {
-    const LayerWeights& lw = w.layers[i];
-    CudaLayerWeights& l = layout_.layers[i];
-    matrix(l.wq, lw.wq);
-    matrix(l.wk, lw.wk);
-    matrix(l.wv, lw.wv);
-    matrix(l.wo, lw.wo);
-    matrix(l.w_gate, lw.w_gate);
-    matrix(l.w_up, lw.w_up);
-    matrix(l.w_down, lw.w_down);
-    vector(l.attn_norm, lw.attn_norm);
-    vector(l.ffn_norm, lw.ffn_norm);
-    vector(l.bq, lw.bq);
-    vector(l.bk, lw.bk);
-    vector(l.bv, lw.bv);
-    vector(l.q_norm, lw.q_norm);
-    vector(l.k_norm, lw.k_norm);
+void* CudaTransformer::device_weight(Role role, int layer) const {
+  const CudaLayerWeights* l = layer >= 0 ? &layout_.layers.at(size_t(layer)) : nullptr;
+  switch (role) {
+    case Role::TokenEmbedding: return layout_.embedding;
+    case Role::Classifier: return layout_.lm_head;
+    case Role::FinalNorm: return layout_.final_norm;
+    case Role::AttnNorm: return l->attn_norm;
+    case Role::Wq: return l->wq;
+    case Role::Wk: return l->wk;
+    case Role::Wv: return l->wv;
+    case Role::Wo: return l->wo;
+    case Role::Bq: return l->bq;
+    case Role::Bk: return l->bk;
+    case Role::Bv: return l->bv;
+    case Role::QNorm: return l->q_norm;
+    case Role::KNorm: return l->k_norm;
+    case Role::FfnNorm: return l->ffn_norm;
+    case Role::WGate: return l->w_gate;
+    case Role::WUp: return l->w_up;
+    case Role::WDown: return l->w_down;
   }
+  return nullptr;
+}
+
+namespace {
+
+// Two pinned buffers for the weights on their way up: one is converted into while the other's
+// copy runs. 16 MiB each: a 1 GiB tensor is 64 pieces, and the largest row kvbench meets (a
+// 150K-entry vocabulary is rows of `dim`) fits many times.
+constexpr size_t kStagingBytes = size_t(16) << 20;
+
+struct PinnedStaging {
+  uint8_t* p = static_cast<uint8_t*>(cuda::pinned_alloc_bytes(2 * kStagingBytes, "weight staging"));
+  ~PinnedStaging() { cuda::pinned_free(p); }
+  std::span<uint8_t> a() const { return {p, kStagingBytes}; }
+  std::span<uint8_t> b() const { return {p + kStagingBytes, kStagingBytes}; }
+};
+
+std::string dtype_list(const std::set<DType>& seen) {
+  std::string out;
+  for (DType d : seen) out += (out.empty() ? "" : "+") + std::string(to_string(d));
+  return out;
+}
+
+}  // namespace
+
+void CudaTransformer::put_weight(const WeightSlot& slot, const RawTensor& raw, std::span<uint8_t> a, std::span<uint8_t> b) {
+  uint8_t* dst = static_cast<uint8_t*>(device_weight(slot.role, slot.layer));
+  if (!dst) fail_runtime("CUDA engine: no device slot for {} of layer {}", to_string(slot.role), slot.layer);
+  stage_for_device(raw, slot.shape, a, b, [&](const uint8_t* piece, uint64_t offset, uint64_t bytes) {
+    cuda::synchronize("weight upload");  // the other buffer's copy, which is refilled next
+    cuda::copy_to_device_async(dst + offset, piece, bytes);
+  });
+}
+
+void CudaTransformer::upload_weights() {
+  const PinnedStaging staging;
+  std::set<DType> seen;
+  for (const WeightSlot& s : weight_slots(cfg_)) {
+    const Tensor& t = weight_of(model_.weights, s.role, s.layer);
+    const RawTensor raw{to_string(s.role), t.dtype, t.shape, t.bytes.data(), t.bytes.size()};
+    put_weight(s, raw, staging.a(), staging.b());
+    if (s.shape.size() == 2) seen.insert(t.dtype);
+  }
+  cuda::synchronize("weight upload");
+  stored_dtypes_ = dtype_list(seen);
+}
+
+void CudaTransformer::stream_weights() {
+  const PinnedStaging staging;
+  std::set<DType> seen;
+  const WeightVisitor put = [&](const WeightSlot& s, const RawTensor& raw) {
+    put_weight(s, raw, staging.a(), staging.b());
+    seen.insert(raw.dtype);
+  };
+  LoadOptions options;
+  options.hash_files = false;
+  options.stream_weights = &put;
+  load_model(model_.info.source, options);
+  cuda::synchronize("weight streaming");
+  stored_dtypes_ = dtype_list(seen);
 }
 
 void CudaTransformer::generate_synthetic_weights() {
   for (const SyntheticTensor& t : synthetic_tensor_plan(cfg_, model_.info.synthetic_seed)) {
     int64_t n = 1;
     for (int64_t s : t.shape) n *= s;
-    auto fill = [&](auto* dst) { cuda::synthetic_fill(dst, n, t.key, t.scale, t.offset); };
-    CudaLayerWeights* l = t.layer >= 0 ? &layout_.layers[t.layer] : nullptr;
-    switch (t.role) {
-      case Role::TokenEmbedding: fill(layout_.embedding); break;
-      case Role::Classifier: fill(layout_.lm_head); break;
-      case Role::FinalNorm: fill(layout_.final_norm); break;
-      case Role::AttnNorm: fill(l->attn_norm); break;
-      case Role::Wq: fill(l->wq); break;
-      case Role::Wk: fill(l->wk); break;
-      case Role::Wv: fill(l->wv); break;
-      case Role::Wo: fill(l->wo); break;
-      case Role::Bq: fill(l->bq); break;
-      case Role::Bk: fill(l->bk); break;
-      case Role::Bv: fill(l->bv); break;
-      case Role::QNorm: fill(l->q_norm); break;
-      case Role::KNorm: fill(l->k_norm); break;
-      case Role::FfnNorm: fill(l->ffn_norm); break;
-      case Role::WGate: fill(l->w_gate); break;
-      case Role::WUp: fill(l->w_up); break;
-      case Role::WDown: fill(l->w_down); break;
-    }
+    void* dst = device_weight(t.role, t.layer);
+    if (t.shape.size() == 2) cuda::synthetic_fill(static_cast<bf16*>(dst), n, t.key, t.scale, t.offset);
+    else cuda::synthetic_fill(static_cast<float*>(dst), n, t.key, t.scale, t.offset);
   }
+  cuda::synchronize("synthetic weights");
+  stored_dtypes_ = "BF16 (generated on the device)";
 }
 
 CudaKvCache CudaTransformer::make_cache(int n_seqs, int capacity, uint64_t pool_offset, const KvCacheExtras& extras) {

@@ -64,10 +64,13 @@ class CudaKvCache {
 
 class CudaTransformer {
  public:
-  // Uploads the model's weights rounded to bf16, or generates a synthetic model's on the device
-  // (a config-only `synthetic:` Model: the same values the CPU loader computes), and sizes
-  // everything else from `shape`. RuntimeFailure (out of memory, naming what and the free memory)
-  // when it does not fit.
+  // Puts the weights on the device — matrices rounded to bf16, vectors fp32 — and sizes everything
+  // else from `shape`. A model loaded with its weights has them uploaded; one loaded without
+  // (LoadOptions::skip_weights) has them streamed from its files (engine/weight_stream.hpp: each
+  // tensor from the mapping through two pinned staging buffers, no host copy of the model); a
+  // config-only `synthetic:` model has them generated on the device (the same values the CPU
+  // loader computes). RuntimeFailure (out of memory, naming what and the free memory) when it does
+  // not fit; InputError for a bad file.
   CudaTransformer(const Model& model, const CudaEngineShape& shape);
   // Whether the engine of `model` uses its embedding as the classifier.
   static bool tied(const Model& model);
@@ -76,6 +79,10 @@ class CudaTransformer {
   const CudaEngineShape& shape() const { return shape_; }
   size_t device_bytes() const { return layout_.total_bytes; }
   uint64_t weight_bytes() const { return layout_.weight_bytes; }
+  // The storage types the weights came in, e.g. "BF16" or "F32+Q8_0" ("BF16 (generated on the
+  // device)" for a synthetic model), and the seconds putting them on the device took.
+  const std::string& stored_dtypes() const { return stored_dtypes_; }
+  double weight_seconds() const { return weight_seconds_; }
 
   // Carves a cache of n_seqs x capacity slots (with what `extras` asks) from the pool at byte
   // `pool_offset`, every slot empty; RuntimeFailure when it does not fit the pool or the shape.
@@ -100,12 +107,19 @@ class CudaTransformer {
 
  private:
   void upload_weights();
+  void stream_weights();
   void generate_synthetic_weights();
+  // Where the weight of (role, layer) lives on the device: bf16 for a matrix, fp32 for a vector.
+  void* device_weight(Role role, int layer) const;
+  // Converts and copies one checked tensor through the staging buffers.
+  void put_weight(const WeightSlot& slot, const RawTensor& raw, std::span<uint8_t> a, std::span<uint8_t> b);
   // Uploads the indices of the batch's tokens whose queries go into the query window; returns how many.
   int list_recorded_tokens(std::span<const BatchToken> batch, int window);
 
   const Model& model_;
   const ModelConfig& cfg_;
+  std::string stored_dtypes_;
+  double weight_seconds_ = 0;
   CudaEngineShape shape_;
   cuda::DeviceArena arena_;
   CudaEngineLayout layout_;

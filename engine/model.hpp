@@ -29,6 +29,13 @@ struct ModelInfo {
   uint64_t synthetic_seed = 0;  // synthetic models: the seed every weight is derived from
   std::string stored_dtype;  // dtype(s) in the file, e.g. "F32", "BF16", "F16+Q8_0"
   std::vector<ModelFile> files;
+  // How loading went (set by run/benchmark.cpp): wall seconds from opening the files to the weights
+  // being usable (on a GPU including device_seconds, putting them on the device), and the
+  // process's peak resident memory by then. All 0 when not measured.
+  struct LoadStats {
+    double seconds = 0, device_seconds = 0;
+    uint64_t host_peak_rss_bytes = 0;
+  } load;
 };
 
 // How a model ships to be sampled (a Hugging Face folder's generation_config.json): each value
@@ -62,6 +69,10 @@ struct LoadOptions {
   uint64_t available_bytes = 0;  // 0 = read MemAvailable from /proc/meminfo
   bool config_only = false;      // validate the file and read its config; no weights, no tokenizer
   bool skip_weights = false;     // config, tokenizer, chat template and generation config only (kvbench prompt)
+  // Weights only, none held: each checked tensor is passed, still in the file's mapping, to this
+  // visitor (the CUDA engine streams them to the device); no tokenizer, no hashing, no memory
+  // estimate. The returned model has the config and no weights.
+  const WeightVisitor* stream_weights = nullptr;
 };
 
 // Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
@@ -98,6 +109,12 @@ Model config_only_model(const ModelConfig& config, const std::string& source, co
 // available memory. Every loader calls it after reading the config and before loading any weight.
 void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, const std::string& source,
                         uint64_t weight_bytes);
+
+// What every file loader does with its tensors once the config is read: with options.stream_weights
+// passes each to it (and returns no weights); else checks the memory estimate and returns them held.
+// Not called with options.skip_weights.
+ModelWeights take_weights(const ModelConfig& config, const TensorLookup& lookup, const LoadOptions& options,
+                          const std::string& source);
 
 // Path, size and (when options.hash_files) sha256 of a model file, for ModelInfo::files; large
 // files' digests are remembered between runs (util/file_digest.hpp).

@@ -25,6 +25,16 @@ void ensure_memory_fits(const ModelConfig& config, const LoadOptions& options, c
   }
 }
 
+ModelWeights take_weights(const ModelConfig& config, const TensorLookup& lookup, const LoadOptions& options,
+                          const std::string& source) {
+  if (options.stream_weights) {
+    visit_weights(config, lookup, source, *options.stream_weights);
+    return {};
+  }
+  ensure_memory_fits(config, options, source, held_file_weight_bytes(config, lookup));
+  return assemble_weights(config, lookup, source);
+}
+
 bool is_stop_token(const Model& m, int token) {
   if (token == m.config.eos_id || (token == m.config.bos_id && token >= 0)) return true;
   return std::find(m.generation.eos_ids.begin(), m.generation.eos_ids.end(), token) != m.generation.eos_ids.end();

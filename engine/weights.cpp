@@ -147,7 +147,7 @@ uint64_t first_non_finite(DType dtype, const uint8_t* p, uint64_t count) {
 
 }  // namespace
 
-Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source) {
+void check_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source) {
   if (raw.shape != shape)
     fail_input("{}: tensor {} has shape [{}], the config needs [{}]", source, raw.name,
                fmt::join(raw.shape, ", "), fmt::join(shape, ", "));
@@ -174,6 +174,14 @@ Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, cons
     }
     fail_input("{}: tensor {} holds a non-finite value ({}) at element {}", source, raw.name, v, at);
   }
+}
+
+namespace {
+
+// A checked tensor copied to the host: 1-D as fp32, 2-D in its stored type.
+Tensor hold_tensor(const RawTensor& raw, const std::vector<int64_t>& shape) {
+  uint64_t count = 1;
+  for (int64_t s : shape) count *= static_cast<uint64_t>(s);
   Tensor t;
   t.shape = shape;
   t.dtype = shape.size() == 2 ? raw.dtype : DType::F32;
@@ -183,6 +191,13 @@ Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, cons
   else
     dequantize(reinterpret_cast<float*>(t.bytes.data()), raw.dtype, raw.data, count);
   return t;
+}
+
+}  // namespace
+
+Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source) {
+  check_tensor(raw, shape, source);
+  return hold_tensor(raw, shape);
 }
 
 std::vector<WeightSlot> weight_slots(const ModelConfig& c) {
@@ -238,6 +253,10 @@ Tensor& weight_of(ModelWeights& w, Role role, int layer) {
   }
 }
 
+const Tensor& weight_of(const ModelWeights& w, Role role, int layer) {
+  return weight_of(const_cast<ModelWeights&>(w), role, layer);
+}
+
 uint64_t held_weight_bytes(const ModelConfig& config, const std::function<DType(Role, int)>& dtype_of) {
   uint64_t n = 0;
   for (const WeightSlot& s : weight_slots(config)) {
@@ -255,17 +274,25 @@ uint64_t held_file_weight_bytes(const ModelConfig& config, const TensorLookup& l
   });
 }
 
-ModelWeights assemble_weights(const ModelConfig& c, const TensorLookup& lookup, const std::string& source) {
-  ModelWeights w;
-  w.layers.resize(c.n_layers);
+void visit_weights(const ModelConfig& c, const TensorLookup& lookup, const std::string& source,
+                   const WeightVisitor& visit) {
   for (const WeightSlot& s : weight_slots(c)) {
     std::optional<RawTensor> raw = lookup(s.role, s.layer);
     if (!raw) {
       if (s.layer >= 0) fail_input("{}: missing tensor for layer {} {}", source, s.layer, to_string(s.role));
       fail_input("{}: missing tensor for the {}", source, to_string(s.role));
     }
-    weight_of(w, s.role, s.layer) = load_tensor(*raw, s.shape, source);
+    check_tensor(*raw, s.shape, source);
+    visit(s, *raw);
   }
+}
+
+ModelWeights assemble_weights(const ModelConfig& c, const TensorLookup& lookup, const std::string& source) {
+  ModelWeights w;
+  w.layers.resize(c.n_layers);
+  visit_weights(c, lookup, source, [&](const WeightSlot& s, const RawTensor& raw) {
+    weight_of(w, s.role, s.layer) = hold_tensor(raw, s.shape);
+  });
   return w;
 }
 

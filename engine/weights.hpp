@@ -114,6 +114,7 @@ struct WeightSlot {
 };
 std::vector<WeightSlot> weight_slots(const ModelConfig& config);
 Tensor& weight_of(ModelWeights& w, Role role, int layer);
+const Tensor& weight_of(const ModelWeights& w, Role role, int layer);
 
 // Bytes the weights of `config` take once loaded when each is stored as dtype_of(role, layer)
 // (matrices at their stored size, vectors as fp32): the memory estimate before loading.
@@ -122,14 +123,22 @@ uint64_t held_weight_bytes(const ModelConfig& config, const std::function<DType(
 // fp32: assembly refuses it later). Reads no weight.
 uint64_t held_file_weight_bytes(const ModelConfig& config, const TensorLookup& lookup);
 
-// Builds the weights from a file's tensors: every tensor the config needs must be present with
-// the exact shape, else InputError("<source>: tensor <name> ..."). A classifier is optional only
-// when config.tied_embeddings is set.
+// Checks that a stored tensor holds exactly `shape`, that its bytes match, that Q8_0 blocks do not
+// straddle rows and that every value is finite; InputError("<source>: tensor <name> ...") if not.
+void check_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source);
+
+// Every tensor the config needs, checked, in weight_slots order, still where the file holds it
+// (valid during the call only): must be present, else InputError("<source>: missing tensor ...").
+// A classifier is looked up only when config.tied_embeddings is not set.
+using WeightVisitor = std::function<void(const WeightSlot& slot, const RawTensor& raw)>;
+void visit_weights(const ModelConfig& config, const TensorLookup& lookup, const std::string& source,
+                   const WeightVisitor& visit);
+
+// The weights held on the host: visit_weights, each tensor copied by load_tensor.
 ModelWeights assemble_weights(const ModelConfig& config, const TensorLookup& lookup,
                               const std::string& source);
 
-// A stored tensor as the engine holds it (1-D: fp32; 2-D: its stored type), after checking it
-// holds exactly `shape`, that Q8_0 blocks do not straddle rows, and that every value is finite.
+// A stored tensor as the engine holds it (1-D: fp32; 2-D: its stored type), after check_tensor.
 Tensor load_tensor(const RawTensor& raw, const std::vector<int64_t>& shape, const std::string& source);
 
 }  // namespace kvb

@@ -1,6 +1,7 @@
 #include "run/benchmark.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -322,12 +323,16 @@ Model load_run_model(const RunConfig& c, const Workload& workload, bool on_gpu,
   lo.hash_files = c.hash_files;
   lo.kv_slots = on_gpu ? 0 : per_sequence * std::min<int64_t>(c.batch_size, static_cast<int64_t>(workload.items.size()));
   lo.config_only = on_gpu && c.model.rfind("synthetic:", 0) == 0;
+  lo.skip_weights = on_gpu && !lo.config_only;  // the GPU engine streams them from the files
   progress(fmt::format("loading {}", c.model));
   // "load" ranges show in an Nsight capture (the per-op table only times decoding: --trace starts later).
+  const auto started = std::chrono::steady_clock::now();
   Model model = [&] {
     profiler::Range range("load");
     return load_model(c.model, lo);
   }();
+  model.info.load.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  model.info.load.host_peak_rss_bytes = peak_rss_bytes();
   progress(fmt::format("model: {} ({} {}, {:.2f} M parameters{})", model.info.name, model.info.format,
                        to_string(model.config.arch), model.config.parameter_count() / 1e6,
                        model.info.synthetic ? ", synthetic weights" : ""));
@@ -352,7 +357,10 @@ std::unique_ptr<GpuSession> start_gpu_session(const RunConfig& c, Model& model, 
   progress(session->summary());
   header.settings.compute_dtype = "bf16 weights and KV cache, fp32 activations and accumulation";
   header.settings.weights_bytes = session->weight_bytes();
-  if (model.weights.layers.empty()) model.info.stored_dtype = "BF16 (generated on the device)";
+  if (model.weights.layers.empty()) model.info.stored_dtype = session->stored_dtypes();  // streamed or generated
+  model.info.load.device_seconds = session->weight_seconds();
+  model.info.load.seconds += session->weight_seconds();
+  model.info.load.host_peak_rss_bytes = peak_rss_bytes();
   return session;
 }
 
@@ -477,6 +485,7 @@ nlohmann::json run_fingerprint(const ResultHeader& h, const Model& model, const 
                                const std::vector<PolicyConfig>& policies) {
   nlohmann::json m = model_to_json(model, h.settings.compute_dtype);
   m.erase("source");
+  m.erase("load");  // how long it took, not what was loaded
   for (nlohmann::json& f : m["files"]) {
     f.erase("path");
     f.erase("hash_seconds");  // how it was hashed, not what was read

@@ -108,6 +108,8 @@ GpuSession::~GpuSession() = default;
 int GpuSession::batch_for(size_t i) const { return impl_->batches.at(i); }
 CudaTransformer* GpuSession::engine() const { return impl_->engine.get(); }
 uint64_t GpuSession::weight_bytes() const { return impl_->engine->weight_bytes(); }
+std::string GpuSession::stored_dtypes() const { return impl_->engine->stored_dtypes(); }
+double GpuSession::weight_seconds() const { return impl_->engine->weight_seconds(); }
 
 std::string GpuSession::summary() const {
   std::string batches;
@@ -134,6 +136,8 @@ GpuSession::~GpuSession() = default;
 int GpuSession::batch_for(size_t) const { return 1; }
 CudaTransformer* GpuSession::engine() const { return nullptr; }
 uint64_t GpuSession::weight_bytes() const { return 0; }
+std::string GpuSession::stored_dtypes() const { return {}; }
+double GpuSession::weight_seconds() const { return 0; }
 std::string GpuSession::summary() const { return {}; }
 
 }  // namespace kvb

@@ -36,6 +36,9 @@ class GpuSession {
   CudaTransformer* engine() const;
   // Device bytes of the model's weights as the engine holds them.
   uint64_t weight_bytes() const;
+  // The weights' stored types and the seconds it took to put them on the device (CudaTransformer).
+  std::string stored_dtypes() const;
+  double weight_seconds() const;
   // One line: the device bytes taken and each method's batch.
   std::string summary() const;
 

@@ -70,7 +70,11 @@ json model_to_json(const Model& m, const std::string& compute_dtype) {
           {"qk_norm", c.qk_norm},
           {"tied_embeddings", c.tied_embeddings},
           {"tokenizer", m.tokenizer ? m.tokenizer->kind() : "none"},
-          {"files", files}};
+          {"files", files},
+          {"load",
+           {{"seconds", m.info.load.seconds},
+            {"device_seconds", m.info.load.device_seconds},
+            {"host_peak_rss_bytes", m.info.load.host_peak_rss_bytes}}}};
 }
 
 namespace {

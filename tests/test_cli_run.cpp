@@ -28,6 +28,11 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_TRUE(doc["synthetic"].get<bool>());
   EXPECT_EQ(doc["model"]["format"], "synthetic");
   EXPECT_EQ(doc["workload"]["source"], "builtin:stories");
+  // How loading went: its time, nothing put on a device, the host's peak memory by then.
+  EXPECT_GT(doc["model"]["load"]["seconds"].get<double>(), 0.0);
+  EXPECT_EQ(doc["model"]["load"]["device_seconds"].get<double>(), 0.0);
+  EXPECT_GT(doc["model"]["load"]["host_peak_rss_bytes"].get<double>(), 0.0);
+  EXPECT_EQ(doc["model"]["compute_dtype"], "bf16 weights, f32 KV cache, fp32 activations and accumulation");
   // Hardware facts: the GPUs that answered, or why none did.
   ASSERT_TRUE(doc["device"]["gpus"].is_array());
   if (doc["device"]["gpus"].empty()) EXPECT_FALSE(doc["device"]["gpus_note"].get<std::string>().empty());

@@ -666,10 +666,8 @@ Model load_gguf(const std::string& path, const LoadOptions& options) {
 
   Model m;
   m.config = config;
-  if (!options.skip_weights) {
-    ensure_memory_fits(config, options, path, held_file_weight_bytes(config, lookup));
-    m.weights = assemble_weights(config, lookup, path);
-  }
+  if (!options.skip_weights) m.weights = take_weights(config, lookup, options, path);
+  if (options.stream_weights) return m;
   // The chat template and the special-token texts it prints (from the vocabulary).
   if (const std::optional<std::string> chat = g.get_string("tokenizer.chat_template")) {
     m.chat_template.text = *chat;

@@ -424,7 +424,7 @@ std::string model_name(const fs::path& dir, const std::string& name_or_path) {
 // The weights of a folder's safetensors (one file or an index of shards), checked against the
 // config; the dtypes met and the files read are reported back.
 ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, const LoadOptions& options,
-                          const std::string& dir_arg, std::set<DType>& dtypes_seen, std::vector<std::string>& paths) {
+                          std::set<DType>& dtypes_seen, std::vector<std::string>& paths) {
   const ModelConfig& c = hf.config;
   const WeightFiles weights(dir);
   TensorLookup lookup = [&](Role role, int layer) -> std::optional<RawTensor> {
@@ -445,8 +445,7 @@ ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, const LoadOpt
     return t;
   };
 
-  ensure_memory_fits(c, options, dir_arg, held_file_weight_bytes(c, lookup));
-  ModelWeights w = assemble_weights(c, lookup, weights.source());
+  ModelWeights w = take_weights(c, lookup, options, weights.source());
 
   // With attention_bias, transformers gives o_proj a bias as well; the engine has no slot for
   // it, so accept it only when it is all zeros (as some exports write it).
@@ -469,6 +468,20 @@ ModelWeights read_weights(const fs::path& dir, const HfConfig& hf, const LoadOpt
   return w;
 }
 
+// With skip_weights: the weight files and the types of the tensors the config needs, from the
+// safetensors headers alone (the result names and hashes them; a GPU run streams them later). A
+// folder without weights (a tokenizer and config only, for `kvbench prompt`) lists none.
+void list_weights(const fs::path& dir, const ModelConfig& c, std::set<DType>& dtypes_seen, std::vector<std::string>& paths) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "model.safetensors", ec) && !fs::is_regular_file(dir / "model.safetensors.index.json", ec))
+    return;
+  const WeightFiles weights(dir);
+  for (const WeightSlot& s : weight_slots(c))
+    if (const SafetensorsTensor* entry = weights.find(hf_tensor_name(s.role, s.layer)).first)
+      if (const std::optional<DType> dtype = supported_dtype(entry->dtype)) dtypes_seen.insert(*dtype);
+  paths = weights.paths();
+}
+
 }  // namespace
 
 Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
@@ -484,9 +497,9 @@ Model load_hf_dir(const std::string& dir_arg, const LoadOptions& options) {
   m.config = c;
   std::set<DType> dtypes_seen;
   std::vector<std::string> weight_paths;
-  if (!options.skip_weights) {
-    m.weights = read_weights(dir, hf, options, dir_arg, dtypes_seen, weight_paths);
-  }
+  if (!options.skip_weights) m.weights = read_weights(dir, hf, options, dtypes_seen, weight_paths);
+  else list_weights(dir, c, dtypes_seen, weight_paths);
+  if (options.stream_weights) return m;
 
   const fs::path tokenizer_json = dir / "tokenizer.json";
   const bool has_tokenizer = fs::is_regular_file(tokenizer_json, ec);

@@ -115,10 +115,8 @@ Model load_llama2c(const std::string& path, const LoadOptions& options) {
 
   Model m;
   m.config = c;
-  if (!options.skip_weights) {
-    ensure_memory_fits(c, options, path, held_file_weight_bytes(c, lookup));
-    m.weights = assemble_weights(c, lookup, path);
-  }
+  if (!options.skip_weights) m.weights = take_weights(c, lookup, options, path);
+  if (options.stream_weights) return m;
   const std::string tok_path = find_tokenizer(path, options);
   m.tokenizer = load_llama2c_tokenizer(tok_path, c.vocab_size);
   m.info.source = path;

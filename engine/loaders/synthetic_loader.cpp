@@ -149,6 +149,8 @@ Model load_synthetic(const std::string& spec, const LoadOptions& options) {
     for (auto [what, n] : {std::pair{"dim", c.dim}, {"q_dim", c.q_dim()}, {"ffn_dim", c.ffn_dim}})
       if (n % kQ8BlockElems != 0)
         fail_input("--model {}: Q8_0 stores rows in blocks of 32, and the preset's {} is {}", spec, what, n);
+  if (options.stream_weights)
+    fail_runtime("--model {}: a synthetic model has no file to stream (the CUDA engine generates it)", spec);
   Model m;
   if (options.config_only || options.skip_weights) {
     m = config_only_model(c, spec, "synthetic");
