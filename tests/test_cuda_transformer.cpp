@@ -12,6 +12,7 @@
 #include "engine/transformer.hpp"
 #include "kernels/gpu_info.hpp"
 #include "test_support.hpp"
+#include "tests/hf_model_writer.hpp"
 #ifdef KVBENCH_HAVE_CUDA
 #include "engine/cuda_transformer.hpp"
 #include "kernels/cuda/ops_cuda.hpp"
@@ -114,6 +115,25 @@ TEST_F(CudaTransformerTest, Stories260KMatchesCpu) {
   KVB_REQUIRE_DATA(bin, "models/stories260K/stories260K.bin");
   Model m = load_model(bin.string());
   expect_same_logits(m, m);
+}
+
+TEST_F(CudaTransformerTest, WeightsStreamedFromTheFilesMatchTheCpu) {
+  // A bf16 and a sharded f16 Qwen3 checkpoint, loaded without weights: the engine streams them from
+  // the safetensors through its staging buffers (engine/weight_stream.hpp).
+  for (const char* dtype : {"BF16", "F16"}) {
+    TempDir dir;
+    HfTinySpec spec;
+    spec.architecture = "Qwen3ForCausalLM";
+    spec.dtype = dtype;
+    spec.shards = std::string(dtype) == "F16" ? 3 : 1;
+    write_hf_model(dir.path(), spec);
+    Model host = load_model(dir.path().string());
+    LoadOptions skip;
+    skip.skip_weights = true;
+    const Model streamed = load_model(dir.path().string(), skip);
+    ASSERT_TRUE(streamed.weights.layers.empty());
+    expect_same_logits(host, streamed);
+  }
 }
 
 TEST_F(CudaTransformerTest, Qwen3ShapesMatchCpu) {
