@@ -14,13 +14,14 @@ namespace {
 
 struct CompareFlags {
   std::string base, current;
-  std::vector<std::string> thresholds;
+  std::vector<std::string> thresholds, metrics;
   std::string junit, markdown;
 };
 
 int execute(const CompareFlags& f) {
   std::vector<MetricRule> rules = default_metric_rules();
   for (const std::string& t : f.thresholds) apply_threshold(rules, t);
+  if (!f.metrics.empty()) keep_only_metrics(rules, f.metrics);
   const nlohmann::json base = read_result_file(f.base);
   const nlohmann::json current = read_result_file(f.current);
   const Comparison c = compare_results(base, current, rules, f.base, f.current);
@@ -41,6 +42,9 @@ Action add_compare_command(CLI::App& app) {
   cmd->add_option("--threshold", f->thresholds,
                   "NAME=VALUE, repeatable: tokens_per_s=-5% prefill_tokens_per_s=-5% step_p50_ms=+5% kv_peak_bytes=+1% "
                   "kl_mean=+0.005 top1_agreement=-0.01 retained_mass=-0.01 accuracy=-0.02 (the defaults)");
+  cmd->add_option("--metrics", f->metrics,
+                  "comma list: judge only these metrics (e.g. accuracy,kl_mean for a gate across machines)")
+      ->delimiter(',');
   cmd->add_option("--junit", f->junit, "also write JUnit XML here (one test case per run and metric)");
   cmd->add_option("--markdown", f->markdown, "also write the markdown summary here (for CI job pages)");
   return [f] { return execute(*f); };

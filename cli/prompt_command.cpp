@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "engine/bundled_models.hpp"
 #include "engine/model.hpp"
 #include "engine/tokenizers/byte_bpe_tokenizer.hpp"
 #include "util/errors.hpp"
@@ -53,7 +54,7 @@ int run_prompt(const PromptFlags& f) {
   } else {
     model = tokenizer_model(f.tokenizer);
   }
-  const Workload workload = resolve_workload(f.prompt, f.workload);
+  const Workload workload = resolve_workload(f.prompt, f.workload.empty() ? model_default_workload(f.model) : f.workload);
   const PromptBuilder prompts(f.settings, model);
   const nlohmann::json& d = prompts.description();
   if (!f.as_json)

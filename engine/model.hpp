@@ -75,7 +75,7 @@ struct LoadOptions {
   const WeightVisitor* stream_weights = nullptr;
 };
 
-// Loads `spec`: "synthetic:<preset>[,seed=N]", a directory (Hugging Face config.json +
+// Loads `spec`: "synthetic:<preset>[,seed=N]", "builtin:<name>" (engine/bundled_models.hpp), a directory (Hugging Face config.json +
 // safetensors), a .gguf file, or a llama2.c .bin checkpoint. Throws InputError on bad input,
 // including when the estimated memory (weights as stored + KV cache) exceeds what is available.
 Model load_model(const std::string& spec, const LoadOptions& options = {});

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/bundled_models.hpp"
 #include "engine/model.hpp"
 #include "profiler/host_info.hpp"
 #include "util/errors.hpp"
@@ -67,6 +68,7 @@ ModelFile describe_file(const std::string& path, const LoadOptions& options) {
 
 Model load_model(const std::string& spec, const LoadOptions& options) {
   if (spec.rfind("synthetic:", 0) == 0) return load_synthetic(spec, options);
+  if (spec.rfind("builtin:", 0) == 0) return load_hf_dir(resolve_model_spec(spec), options);
   std::error_code ec;
   if (!fs::exists(spec, ec)) fail_input("--model {}: no such file or directory", spec);
   if (fs::is_directory(spec, ec)) return load_hf_dir(spec, options);

@@ -22,7 +22,8 @@ class Tokenizer {
   virtual bool reads_special_tokens() const { return false; }
   // The most bytes of text one token can stand for (counting how much the tokenizer's Unicode
   // normalisation can shrink text): a text of B bytes needs at least B / longest_token_bytes() tokens, which lets a prompt that cannot fit the context be refused
-  // before it is encoded. SIZE_MAX when the tokenizer cannot encode text at all.
+  // before it is encoded. SIZE_MAX when the tokenizer cannot encode text at all, or when no such
+  // bound holds (a word-level split: white space makes no tokens) and encoding is linear anyway.
   virtual size_t longest_token_bytes() const = 0;
   int bos_id() const { return bos_id_; }
   int eos_id() const { return eos_id_; }

@@ -32,14 +32,22 @@ std::vector<MetricRule> default_metric_rules() {
   };
 }
 
+namespace {
+
+std::string metric_names(const std::vector<MetricRule>& rules) {
+  std::string names;
+  for (const MetricRule& r : rules) names += (names.empty() ? "" : ", ") + r.name;
+  return names;
+}
+
+}  // namespace
+
 void apply_threshold(std::vector<MetricRule>& rules, const std::string& assignment) {
   const size_t eq = assignment.find('=');
   const std::string name = assignment.substr(0, eq);
   auto rule = std::find_if(rules.begin(), rules.end(), [&](const MetricRule& r) { return r.name == name; });
   if (eq == std::string::npos || rule == rules.end()) {
-    std::string known;
-    for (const MetricRule& r : rules) known += (known.empty() ? "" : ", ") + r.name;
-    fail_input("--threshold {}: expected NAME=VALUE with NAME one of {}", assignment, known);
+    fail_input("--threshold {}: expected NAME=VALUE with NAME one of {}", assignment, metric_names(rules));
   }
   std::string value = assignment.substr(eq + 1);
   const bool relative = !value.empty() && value.back() == '%';
@@ -52,6 +60,15 @@ void apply_threshold(std::vector<MetricRule>& rules, const std::string& assignme
   rule->relative = relative;
 }
 
+void keep_only_metrics(std::vector<MetricRule>& rules, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    if (std::none_of(rules.begin(), rules.end(), [&](const MetricRule& r) { return r.name == name; })) {
+      fail_input("--metrics {}: unknown metric (known: {})", name, metric_names(rules));
+    }
+  }
+  std::erase_if(rules, [&](const MetricRule& r) { return std::find(names.begin(), names.end(), r.name) == names.end(); });
+}
+
 namespace {
 
 // A numeric value at a path, or nullptr.
@@ -60,10 +77,12 @@ const json* at_path(const json& j, const std::string& path) {
   return at && at->is_number() ? at : nullptr;
 }
 
-// What makes two runs comparable.
+// What makes two runs comparable. A workload file counts by its bytes (sha256), wherever it
+// was read from, so a baseline made in one checkout judges a run made in another.
 std::string run_key(const json& doc, const json& run) {
+  const std::string sha = doc["workload"].value("sha256", "");
   return fmt::format("{}|{}|{}|{}|{}|{}|{}", doc["model"].value("name", ""), doc["model"].value("parameters", 0.0),
-                     doc["workload"].value("source", ""), run.value("method", ""),
+                     sha.empty() ? doc["workload"].value("source", "") : "sha256:" + sha, run.value("method", ""),
                      run["budget"].is_null() ? std::string("-") : run["budget"].dump(), doc["device"].value("kind", ""),
                      doc["settings"].value("mode", ""));
 }

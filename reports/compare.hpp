@@ -28,6 +28,8 @@ std::vector<MetricRule> default_metric_rules();
 // Applies "name=value" overrides (value like -5%, +0.005, 10%); InputError naming --threshold for
 // an unknown name or a malformed value.
 void apply_threshold(std::vector<MetricRule>& rules, const std::string& assignment);
+// Keeps only the rules named (compare --metrics); InputError naming an unknown one.
+void keep_only_metrics(std::vector<MetricRule>& rules, const std::vector<std::string>& names);
 
 struct MetricVerdict {
   std::string run;     // "method@budget (mode, device)"

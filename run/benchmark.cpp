@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "build_info.hpp"
+#include "engine/bundled_models.hpp"
 #include "engine/cuda_calibration.hpp"
 #include "run/gpu_session.hpp"
 #include "engine/methods/calibration.hpp"
@@ -617,7 +618,7 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
 
   ResultHeader header = make_header(c, progress);
   const bool on_gpu = header.settings.device != "cpu";
-  Workload workload = resolve_workload(c.prompt, c.workload);
+  Workload workload = resolve_workload(c.prompt, c.workload.empty() ? model_default_workload(c.model) : c.workload);
   if (c.limit > 0 && workload.items.size() > size_t(c.limit)) workload.items.resize(c.limit);
   Model model = load_run_model(c, workload, on_gpu, progress);
   const DType kv_dtype = resolve_kv_dtype(c.kv_dtype, on_gpu);

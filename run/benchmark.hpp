@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/bundled_models.hpp"
 #include "engine/decode_loop.hpp"
 #include "engine/methods/method.hpp"
 #include "engine/sampler.hpp"
@@ -22,10 +23,10 @@
 namespace kvb {
 
 struct RunConfig {
-  std::string model = "synthetic:tiny";
+  std::string model = kDefaultModel;  // builtin:dfs-reasoner
   std::string tokenizer;          // llama2.c tokenizer override
   std::string prompt;             // a single prompt (wins over workload)
-  std::string workload;           // file or builtin:<name>; empty = builtin:stories
+  std::string workload;           // file or builtin:<name>; empty = the model folder's workload.jsonl, else builtin:stories
   int limit = 0;                  // the workload's first N items only; 0: all
   RunMode mode = RunMode::Replay;
   int max_new_tokens = 512;

@@ -144,7 +144,7 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
                  uint64_t weights_bytes) {
   const DecodeStats& st = run.output.stats;
   DrawOutcomes outcomes(workload.items.size());  // graded draws per item
-  std::vector<double> answer_tokens;
+  std::vector<double> answer_tokens, prefix_fractions;
   int64_t cut_at_cap = 0, correct_tokens = 0;
   json sequences = json::array();
   double nll_sum = 0;
@@ -163,9 +163,13 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
     if (mode == RunMode::Generate && item && item->answer) {
       json g;
       try {
-        const Grade grade = grade_answer(s["text"].get<std::string>(), *item->answer);
+        const Grade grade = grade_answer(s["text"].get<std::string>(), *item->answer, item->grading);
         g = {{"correct", grade.correct}, {"extracted", grade.extracted}, {"predicted", grade.predicted},
              {"reference", grade.reference}, {"note", grade.note}};
+        if (grade.prefix_fraction) {
+          g["prefix_fraction"] = *grade.prefix_fraction;
+          prefix_fractions.push_back(*grade.prefix_fraction);
+        }
         outcomes[o.item].push_back(grade.correct);
         answer_tokens.push_back(double(o.tokens.size()));
         cut_at_cap += o.stop_reason == "max_new_tokens";
@@ -270,6 +274,8 @@ json run_to_json(const MethodRun& run, const Model& model, const Workload& workl
         {"tokens_per_correct", a.correct > 0 ? json(lengths.mean * answers / double(a.correct)) : json(nullptr)},
         {"seconds_per_correct", a.correct > 0 ? json(st.decode_seconds / double(a.correct)) : json(nullptr)},
         {"correct_answer_tokens_mean", a.correct > 0 ? json(double(correct_tokens) / double(a.correct)) : json(nullptr)}};
+    // Sequence answers: how far into the reference the outputs stayed right, on average.
+    if (!prefix_fractions.empty()) measurements["accuracy"]["prefix_fraction_mean"] = summarize(prefix_fractions).mean;
   }
   const double total_seconds = st.prefill_seconds + st.decode_seconds;
   measurements["compression"] = {{"events", st.compression_events},

@@ -91,6 +91,44 @@ TEST(Compare, ThresholdSyntaxErrorsNameTheFlag) {
   EXPECT_FALSE(rules[4].relative);
 }
 
+TEST(Compare, MetricsKeepsOnlyTheNamedRules) {
+  const nlohmann::json base = read_json(baseline());
+  nlohmann::json changed = base;
+  auto& tps = changed["runs"][1]["measurements"]["decode"]["tokens_per_s"];
+  tps = tps.get<double>() * 0.5;  // another machine: half as fast
+  std::vector<MetricRule> rules = default_metric_rules();
+  EXPECT_TRUE(compare_results(base, changed, rules, "a", "b").regression());
+  keep_only_metrics(rules, {"kl_mean", "accuracy"});
+  ASSERT_EQ(rules.size(), 2u);
+  const Comparison c = compare_results(base, changed, rules, "a", "b");
+  EXPECT_FALSE(c.regression());
+  for (const MetricVerdict& v : c.verdicts) EXPECT_TRUE(v.metric == "kl_mean" || v.metric == "accuracy") << v.metric;
+  // ... and still judges what it kept.
+  changed["runs"][1]["measurements"]["fidelity"]["kl"]["mean"] =
+      changed["runs"][1]["measurements"]["fidelity"]["kl"]["mean"].get<double>() + 0.1;
+  EXPECT_TRUE(compare_results(base, changed, rules, "a", "b").regression());
+  try {
+    keep_only_metrics(rules, {"speed"});
+    ADD_FAILURE() << "accepted an unknown metric";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--metrics speed"), std::string::npos) << e.what();
+  }
+}
+
+// A workload file is the same workload wherever it was read from (its sha256), so a baseline
+// made in one checkout judges a run of another; a different file is not comparable.
+TEST(Compare, WorkloadFilesMatchByTheirBytesNotTheirPath) {
+  nlohmann::json base = read_json(baseline());
+  base["workload"]["source"] = "/checkout-a/w.jsonl";
+  base["workload"]["sha256"] = std::string(64, 'a');
+  nlohmann::json moved = base;
+  moved["workload"]["source"] = "/checkout-b/w.jsonl";
+  EXPECT_FALSE(compare_results(base, moved, default_metric_rules(), "a", "b").verdicts.empty());
+  nlohmann::json edited = base;
+  edited["workload"]["sha256"] = std::string(64, 'b');
+  EXPECT_THROW(compare_results(base, edited, default_metric_rules(), "a", "b"), InputError);
+}
+
 TEST(CliCompare, ExitCodesJunitAndMarkdown) {
   TempDir dir;
   const auto base = baseline();

@@ -501,6 +501,55 @@ TEST(GradingFuzz, InvalidUtf8InTheAnswerIsReplaced) {
   EXPECT_LE(g.predicted.size(), 520u);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sequence answers (the bundled DFS reasoner's move traces)
+
+Grade sequence(const std::string& text, const std::string& reference) {
+  return grade_answer(text, reference, AnswerKind::Sequence);
+}
+
+TEST(GradingSequence, ExactMatchIsEveryWordAndNothingMore) {
+  const std::string ref = "u3 # v3 5 u5 3";
+  Grade g = sequence("u3 # v3 5 u5 3", ref);
+  EXPECT_TRUE(g.correct);
+  EXPECT_TRUE(g.extracted);
+  EXPECT_EQ(g.prefix_fraction, 1.0);
+  EXPECT_EQ(g.note, "all 6 words match");
+  // Spacing does not matter; words do.
+  EXPECT_TRUE(sequence("  u3  #\nv3\t5 u5 3 \n", ref).correct);
+  // Extra words after a full match: not correct, yet the whole reference was reproduced.
+  g = sequence("u3 # v3 5 u5 3 s3", ref);
+  EXPECT_FALSE(g.correct);
+  EXPECT_EQ(g.prefix_fraction, 1.0);
+  EXPECT_EQ(g.note, "all 6 words match, then 1 more");
+}
+
+TEST(GradingSequence, PrefixFractionCountsLeadingWordsOverTheReference) {
+  const std::string ref = "a b c d";
+  Grade g = sequence("a b x d", ref);
+  EXPECT_FALSE(g.correct);
+  EXPECT_DOUBLE_EQ(*g.prefix_fraction, 0.5);
+  EXPECT_EQ(g.note, "first 2 of 4 words match; word 3 differs");
+  g = sequence("a b c", ref);  // cut short (a length cap)
+  EXPECT_DOUBLE_EQ(*g.prefix_fraction, 0.75);
+  EXPECT_EQ(g.note, "stopped after 3 of 4 words");
+  g = sequence("", ref);
+  EXPECT_FALSE(g.extracted);
+  EXPECT_DOUBLE_EQ(*g.prefix_fraction, 0.0);
+  EXPECT_DOUBLE_EQ(*sequence("ab c d", ref).prefix_fraction, 0.0);  // a word is compared whole
+  // Only sequence grading reports a prefix.
+  EXPECT_FALSE(math("\\boxed{4}", "4").prefix_fraction.has_value());
+  EXPECT_THROW(sequence("a", " \n "), InputError);
+}
+
+TEST(GradingSequence, NamesOfTheKinds) {
+  EXPECT_EQ(parse_answer_kind("sequence"), AnswerKind::Sequence);
+  EXPECT_EQ(parse_answer_kind("math"), AnswerKind::Math);
+  EXPECT_EQ(parse_answer_kind("dfs-state"), AnswerKind::DfsState);
+  EXPECT_EQ(parse_answer_kind("auto"), AnswerKind::Auto);
+  EXPECT_FALSE(parse_answer_kind("Sequence").has_value());
+}
+
 TEST(GradingFuzz, HostileLongInputsStayFast) {
   const std::vector<std::string> inputs = {
       [] { std::string s; for (int i = 0; i < 20000; ++i) s += "\\boxed{"; return s; }(),

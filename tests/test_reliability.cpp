@@ -37,7 +37,7 @@ std::string slurp(const std::filesystem::path& p) {
 }
 
 const std::string kRun = std::string("'") + KVBENCH_BINARY +
-                         "' run -q --device cpu --method full,streaming,h2o --budget 16 --divide-length 8 -n 48 --out ";
+                         "' run -q --device cpu -m synthetic:tiny --method full,streaming,h2o --budget 16 --divide-length 8 -n 48 --out ";
 
 TEST(Reliability, SigkillAtAnyMomentLeavesThePreviousResultOrAWholeNewOne) {
   TempDir dir;
@@ -77,7 +77,7 @@ TEST(Reliability, AFullDiskEndsWithExitThreeNamingTheFile) {
   // whole (no truncated file), the message names it.
   // (this run's journal is ~10 KB, its result.json ~16 KB)
   const CommandResult small = shell("ulimit -f 12; '" + std::string(KVBENCH_BINARY) +
-                                    "' run -q --device cpu --method full,streaming --budget 16 --divide-length 8 -n 8 --out " +
+                                    "' run -q --device cpu -m synthetic:tiny --method full,streaming --budget 16 --divide-length 8 -n 8 --out " +
                                     (dir / "small").string());
   EXPECT_EQ(small.exit_code, 3) << small.output;
   EXPECT_NE(small.output.find("result.json: write failed: File too large"), std::string::npos) << small.output;

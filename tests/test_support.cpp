@@ -59,13 +59,18 @@ std::string deflate_bytes(const std::string& data, int window_bits) {
   return out;
 }
 
-CommandResult run_kvbench(const std::string& args) {
+namespace {
+
+// `run` without --device would take a GPU where one answers: tests pin the CPU so that what
+// they check does not depend on the machine (GPU tests name --device cuda).
+std::string pin_device(std::string args) {
+  if (args.rfind("run", 0) == 0 && args.find("--device") == std::string::npos) args.insert(3, " --device cpu");
+  return args;
+}
+
+CommandResult run_command_line(const std::string& args) {
   CommandResult r;
-  // `run` without --device would take a GPU where one answers: tests pin the CPU so that what
-  // they check does not depend on the machine (GPU tests name --device cuda).
-  std::string full = args;
-  if (full.rfind("run", 0) == 0 && full.find("--device") == std::string::npos) full.insert(3, " --device cpu");
-  const std::string cmd = std::string("'") + KVBENCH_BINARY + "' " + full + " 2>&1";
+  const std::string cmd = std::string("'") + KVBENCH_BINARY + "' " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   char buf[4096];
@@ -75,6 +80,18 @@ CommandResult run_kvbench(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
+
+}  // namespace
+
+CommandResult run_kvbench(const std::string& args) {
+  std::string full = pin_device(args);
+  const bool names_model = full.find(" -m ") != std::string::npos || full.find(" -m=") != std::string::npos ||
+                           full.find("--model") != std::string::npos || full.find("--resume") != std::string::npos;
+  if (full.rfind("run", 0) == 0 && !names_model) full.insert(3, " -m synthetic:tiny");
+  return run_command_line(full);
+}
+
+CommandResult run_kvbench_default_model(const std::string& args) { return run_command_line(pin_device(args)); }
 
 nlohmann::json read_result(const std::filesystem::path& dir) {
   std::ifstream in(dir / "result.json");

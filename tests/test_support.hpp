@@ -87,8 +87,12 @@ int64_t compress_row(KvMethod& method, KvCache& cache, const RowProgress& progre
 void record_window_query(KvCache& cache, int layer, int seq, int pos, const float* rotated);
 
 // Runs the built kvbench binary with `args` (a shell-quoted string) and captures its output.
-// `run` without --device gets --device cpu, so a test means the same on a machine with a GPU.
+// `run` without --device gets --device cpu, so a test means the same on a machine with a GPU;
+// `run` without -m (and not resuming) gets -m synthetic:tiny, the suite's fast random-weight
+// model, so that tests of the machinery do not depend on the bundled model's training.
 CommandResult run_kvbench(const std::string& args);
+// The same with the model left to kvbench's default (builtin:dfs-reasoner) unless args name one.
+CommandResult run_kvbench_default_model(const std::string& args);
 
 // DIR/result.json, parsed.
 nlohmann::json read_result(const std::filesystem::path& dir);

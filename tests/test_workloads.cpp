@@ -89,6 +89,22 @@ TEST(WorkloadJsonl, ReadsEveryField) {
   EXPECT_FALSE(d.answer.has_value());
 }
 
+TEST(WorkloadJsonl, GradingSaysHowTheAnswerIsCompared) {
+  TempDir dir;
+  Workload w = load_workload(write_file(dir, "g.jsonl",
+      "{\"prompt\": \"Q 3\", \"answer\": \"u3 #\", \"grading\": \"sequence\"}\n"
+      "{\"prompt\": \"x\", \"answer\": 4, \"grading\": \"math\"}\n"
+      "{\"prompt\": \"y\", \"answer\": 5}\n"));
+  ASSERT_EQ(w.items.size(), 3u);
+  EXPECT_EQ(w.items[0].grading, AnswerKind::Sequence);
+  EXPECT_EQ(w.items[1].grading, AnswerKind::Math);
+  EXPECT_EQ(w.items[2].grading, AnswerKind::Auto);
+  EXPECT_THAT(load_error(write_file(dir, "bad.jsonl", "{\"prompt\": \"x\", \"grading\": \"fuzzy\"}\n")),
+              AllOf(HasSubstr("bad.jsonl:1:"), HasSubstr("grading"), HasSubstr("fuzzy")));
+  EXPECT_THAT(load_error(write_file(dir, "bad2.jsonl", "{\"prompt\": \"x\", \"grading\": 3}\n")),
+              HasSubstr("grading"));
+}
+
 TEST(WorkloadJsonl, DatasetFieldNamesStandInForPrompt) {
   TempDir dir;
   std::string path = write_file(dir, "d.jsonl",

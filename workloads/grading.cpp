@@ -46,13 +46,22 @@ std::string printable(std::string_view s, size_t max_bytes) {
 
 }  // namespace
 
+std::optional<AnswerKind> parse_answer_kind(const std::string& name) {
+  if (name == "auto") return AnswerKind::Auto;
+  if (name == "math") return AnswerKind::Math;
+  if (name == "dfs-state") return AnswerKind::DfsState;
+  if (name == "sequence") return AnswerKind::Sequence;
+  return std::nullopt;
+}
+
 Grade grade_answer(const std::string& generated_text, const std::string& reference, AnswerKind kind) {
   if (reference.find_first_not_of(" \t\r\n") == std::string::npos) fail_input("reference answer is empty");
   if (kind == AnswerKind::Auto) kind = workloads::is_dfs_answer(reference) ? AnswerKind::DfsState : AnswerKind::Math;
   Grade g;
   try {
-    g = kind == AnswerKind::DfsState ? workloads::grade_dfs(generated_text, reference)
-                                     : workloads::grade_math(generated_text, reference);
+    g = kind == AnswerKind::DfsState   ? workloads::grade_dfs(generated_text, reference)
+        : kind == AnswerKind::Sequence ? workloads::grade_sequence(generated_text, reference)
+                                       : workloads::grade_math(generated_text, reference);
   } catch (const InputError&) {
     throw;  // the reference is unusable: the workload is at fault, not the output
   } catch (const std::exception& e) {

@@ -6,6 +6,9 @@
 //             set or list. There is no symbolic algebra (no sympy-style "x+1 == 1+x").
 //   DfsState  the DFS state-query set: a JSON object {current_node, stack, visited_nodes} after
 //             the last "Answer:".
+//   Sequence  a whole output compared word by word (the bundled DFS reasoner's move traces):
+//             exact match, and the fraction of the reference's words matched before the first
+//             difference.
 // The rules are documented in docs/workloads.md ("Grading").
 //
 // The generated text is untrusted: nothing in it makes grading throw, crash or take more than
@@ -18,6 +21,7 @@ namespace kvb {
 enum class AnswerKind {
   Math,
   DfsState,
+  Sequence,
   Auto,  // DfsState when the reference parses as a DFS answer object, else Math
 };
 
@@ -27,7 +31,12 @@ struct Grade {
   std::string predicted;   // the answer as found (DFS: the parsed object, compact); valid UTF-8, capped in length
   std::string reference;   // the reference as given
   std::string note;        // how it matched, or why it did not (one line)
+  // Sequence answers: the leading words that match, over the reference's word count (0..1).
+  std::optional<double> prefix_fraction;
 };
+
+// Parses a workload's "grading" field: "auto", "math", "dfs-state" or "sequence"; nullopt otherwise.
+std::optional<AnswerKind> parse_answer_kind(const std::string& name);
 
 // Grades `generated_text` against `reference`. Throws InputError only when the reference itself
 // is unusable: empty, or not a DFS answer object when `kind` is DfsState.

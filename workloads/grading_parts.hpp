@@ -1,5 +1,5 @@
 #pragma once
-// Internal to workloads/: the two graders behind grade_answer() (workloads/grading.cpp).
+// Internal to workloads/: the graders behind grade_answer() (workloads/grading.cpp).
 // Each returns a Grade whose `predicted` and `note` may still hold raw model text; grade_answer
 // makes them valid UTF-8 and caps their length.
 #include <string>
@@ -20,5 +20,8 @@ bool is_dfs_answer(const std::string& reference);
 // DFS state-query answers (workloads/dfs_answer.cpp). Throws InputError when `reference` is not
 // a DFS answer object.
 Grade grade_dfs(const std::string& text, const std::string& reference);
+
+// Whole-output sequence answers, word by word (workloads/sequence_answer.cpp).
+Grade grade_sequence(const std::string& text, const std::string& reference);
 
 }  // namespace kvb::workloads

@@ -118,6 +118,12 @@ WorkloadItem read_item(const json& obj, size_t line, const LocatedError& err) {
     if (!item.answer) err("answer must be a string or a number, got {}", describe(*a));
   }
 
+  if (const json* g = find(obj, "grading")) {
+    const std::optional<AnswerKind> kind = g->is_string() ? parse_answer_kind(g->get<std::string>()) : std::nullopt;
+    if (!kind) err("grading must be \"auto\", \"math\", \"dfs-state\" or \"sequence\", got {}", describe(*g));
+    item.grading = *kind;
+  }
+
   if (const json* m = find(obj, "max_new_tokens")) {
     // (An unsigned value above INT64_MAX reads back negative here and is rejected too.)
     bool ok = m->is_number_integer() && m->get<int64_t>() > 0 && m->get<int64_t>() <= INT_MAX;

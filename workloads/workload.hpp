@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "workloads/grading.hpp"
+
 namespace kvb {
 
 struct WorkloadItem {
@@ -18,6 +20,7 @@ struct WorkloadItem {
   std::string continuation_text;        // recorded continuation as text (tokenized at run time)
   std::vector<int> continuation_ids;    // recorded continuation as ids (wins over text)
   std::optional<std::string> answer;    // reference answer for grading
+  AnswerKind grading = AnswerKind::Auto; // how `answer` is compared (the JSONL "grading" field)
   int max_new_tokens = 0;               // 0: use --max-new-tokens
 };
 

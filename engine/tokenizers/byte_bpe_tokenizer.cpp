@@ -11,6 +11,8 @@
 
 #include "engine/tokenizers/pair_merge.hpp"
 #include "engine/tokenizers/unicode_tables.hpp"
+#include "engine/tokenizers/utf8.hpp"
+#include "engine/tokenizers/word_level_tokenizer.hpp"
 #include "util/errors.hpp"
 #include "util/json_fields.hpp"
 #include "util/mapped_file.hpp"
@@ -64,55 +66,12 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// UTF-8 decoding for the pre-tokenizer. Invalid input (bad lead byte, missing continuation,
-// overlong form, surrogate, above U+10FFFF) yields a one-byte code point of class Other, so
-// arbitrary bytes still split somewhere sensible and reach BPE unchanged.
-
-struct CodePoint {
-  char32_t cp;
-  unsigned len;  // bytes
-  UnicodeClass cls;
-};
-
-constexpr UnicodeClass ascii_class(unsigned char c) {
-  if (c == ' ' || (c >= '\t' && c <= '\r')) return UnicodeClass::Space;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return UnicodeClass::Letter;
-  if (c >= '0' && c <= '9') return UnicodeClass::Number;
-  return UnicodeClass::Other;
-}
-
-CodePoint decode_at(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return {c, 1, ascii_class(c)};
-  constexpr CodePoint invalid{0xFFFD, 1, UnicodeClass::Other};
-  unsigned len;
-  char32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, cp = c & 0x1F, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, cp = c & 0x0F, min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, cp = c & 0x07, min = 0x10000;
-  } else {
-    return invalid;
-  }
-  if (s.size() - i < len) return invalid;
-  for (unsigned k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return invalid;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return invalid;
-  return {cp, len, unicode_class(cp)};
-}
-
 // Appends the raw bytes that a byte-level string stands for; characters outside the map (and
 // invalid UTF-8) are kept as they are.
 void append_raw_bytes(std::string_view byte_level, std::string& out) {
   const ByteMap& map = byte_map();
   for (size_t i = 0; i < byte_level.size();) {
-    const CodePoint c = decode_at(byte_level, i);
+    const CodePoint c = decode_code_point(byte_level, i);
     const bool valid = c.cp != 0xFFFD || c.len > 1;  // decode_at reports invalid bytes as 1-byte U+FFFD
     if (valid && c.cp < map.to_byte.size() && map.to_byte[c.cp] >= 0) out += static_cast<char>(map.to_byte[c.cp]);
     else out.append(byte_level, i, c.len);
@@ -144,7 +103,7 @@ class Splitter {
   }
 
  private:
-  CodePoint at(size_t i) const { return decode_at(s_, i); }
+  CodePoint at(size_t i) const { return decode_code_point(s_, i); }
 
   // End of the run of characters of class `cls` starting at i.
   size_t skip(size_t i, UnicodeClass cls) const {
@@ -539,6 +498,8 @@ class TokenizerJsonReader final : public nlohmann::json_sax<json> {
   bool vocab_id(int64_t id) {
     if (id < 0 || id > kMaxId) fail_input("{}: vocab token {} has id {}", path_, quote(key_), id);
     if (static_cast<size_t>(id) >= spec_.vocab.size()) spec_.vocab.resize(id + 1);
+    if (!spec_.vocab[id].empty())
+      fail_input("{}: vocab tokens {} and {} both have id {}", path_, quote(spec_.vocab[id]), quote(key_), id);
     spec_.vocab[id] = std::move(key_);
     return true;
   }
@@ -637,7 +598,7 @@ void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& rea
     fail_input("{}: no \"model\" object; is this a Hugging Face tokenizer.json?", path);
   const json& model = j["model"];
   const std::string type = model.value("type", "");
-  if (type != "BPE") fail_input("{}: tokenizer model type {} is not supported (only byte-level BPE)", path, quote(type));
+  if (type != "BPE") fail_input("{}: tokenizer model type {} is not supported (byte-level BPE or WordLevel)", path, quote(type));
   if (!reader.saw_vocab || !reader.saw_merges) fail_input("{}: model.vocab or model.merges is missing", path);
   if (model.value("byte_fallback", false))
     fail_input("{}: BPE with byte_fallback (SentencePiece style) is not supported", path);
@@ -671,6 +632,63 @@ std::string template_bos(const json& j) {
       return single[0]["SpecialToken"].at("id").get<std::string>();
   }
   return "";
+}
+
+// bos/eos and add_bos_token from tokenizer_config.json beside tokenizer.json, when it exists;
+// `id_of(text, file, what)` finds a token's id or throws InputError.
+template <typename IdOf>
+void read_tokenizer_config(const std::string& path, int& bos_id, int& eos_id, bool& add_bos, IdOf id_of) {
+  const std::filesystem::path config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  if (!std::filesystem::exists(config_path)) return;
+  const std::string cpath = config_path.string();
+  const json config = read_json_file(cpath);
+  if (!config.is_object()) fail_input("{}: not a JSON object", cpath);
+  if (std::string bos = token_text(config.value("bos_token", json())); !bos.empty())
+    bos_id = id_of(bos, cpath, "bos_token");
+  if (std::string eos = token_text(config.value("eos_token", json())); !eos.empty())
+    eos_id = id_of(eos, cpath, "eos_token");
+  if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean())
+    add_bos = config["add_bos_token"].get<bool>();
+}
+
+// A WordLevel tokenizer.json (the vocabulary is already in `vocab`).
+std::unique_ptr<Tokenizer> load_word_level(const std::string& path, const json& j, std::vector<std::string> vocab) {
+  WordLevelSpec spec;
+  spec.origin = path;
+  spec.vocab = std::move(vocab);
+  StringIndex ids;
+  for (size_t id = 0; id < spec.vocab.size(); ++id)
+    if (!spec.vocab[id].empty()) ids.emplace(spec.vocab[id], int(id));
+  auto id_of = [&](const std::string& text, const std::string& file, const char* what) {
+    if (auto it = ids.find(text); it != ids.end()) return it->second;
+    fail_input("{}: {} {} is not in the vocabulary", file, what, quote(text));
+  };
+  try {
+    const json& model = j["model"];
+    if (model.contains("unk_token") && model["unk_token"].is_string())
+      spec.unk_id = id_of(model["unk_token"].get<std::string>(), path, "model.unk_token");
+    spec.normalizer = parse_normalizer(j.value("normalizer", json()), path);
+    const json pre = j.value("pre_tokenizer", json());
+    if (!pre.is_object() || pre.value("type", "") != "WhitespaceSplit")
+      fail_input("{}: a WordLevel tokenizer needs the WhitespaceSplit pre-tokenizer, not {}", path, describe(pre));
+    if (const json dec = j.value("decoder", json()); !dec.is_null())
+      fail_input("{}: WordLevel decoder {} is not supported (only null: words joined by spaces)", path, describe(dec));
+    for (const json& t : j.value("added_tokens", json::array())) {
+      const std::string content = t.at("content").get<std::string>();
+      const int64_t id = as_int64(t.at("id"), path, fmt::format("added token {} id", quote(content)));
+      if (id < 0 || id > kMaxId) fail_input("{}: added token {} has id {}", path, quote(content), id);
+      if (size_t(id) >= spec.vocab.size()) spec.vocab.resize(id + 1);
+      if (!spec.vocab[id].empty() && spec.vocab[id] != content)
+        fail_input("{}: added token {} has the id {} of the word {}", path, quote(content), id, quote(spec.vocab[id]));
+      spec.vocab[id] = content;
+      ids.emplace(content, int(id));
+      if (t.value("special", false)) spec.special_ids.push_back(int(id));
+    }
+  } catch (const json::exception& e) {
+    fail_input("{}: unexpected tokenizer.json structure: {}", path, e.what());
+  }
+  read_tokenizer_config(path, spec.bos_id, spec.eos_id, spec.add_bos, id_of);
+  return make_word_level_tokenizer(std::move(spec));
 }
 
 }  // namespace
@@ -718,6 +736,10 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     json::sax_parse(begin, begin + file.size(), &reader);  // parse errors throw InputError
   }
   const json& j = reader.doc;
+  if (j.is_object() && j.contains("model") && j["model"].is_object() && j["model"].value("type", "") == "WordLevel") {
+    if (reader.saw_merges) fail_input("{}: a WordLevel model has no merges", path);
+    return load_word_level(path, j, std::move(spec.vocab));
+  }
   StringIndex added_ids;  // added token text -> id, for bos/eos names
   try {
     read_tokenizer_json(path, reader, spec, added_ids);
@@ -744,18 +766,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
     fail_input("{}: unexpected post_processor structure: {}", path, e.what());
   }
 
-  const std::filesystem::path config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (std::filesystem::exists(config_path)) {
-    const std::string cpath = config_path.string();
-    const json config = read_json_file(cpath);
-    if (!config.is_object()) fail_input("{}: not a JSON object", cpath);
-    if (std::string bos = token_text(config.value("bos_token", json())); !bos.empty())
-      spec.bos_id = id_of(bos, cpath, "bos_token");
-    if (std::string eos = token_text(config.value("eos_token", json())); !eos.empty())
-      spec.eos_id = id_of(eos, cpath, "eos_token");
-    if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean())
-      spec.add_bos = config["add_bos_token"].get<bool>();
-  }
+  read_tokenizer_config(path, spec.bos_id, spec.eos_id, spec.add_bos, id_of);
   if (spec.add_bos && spec.bos_id < 0) spec.add_bos = false;
 
   try {

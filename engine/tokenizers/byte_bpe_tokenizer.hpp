@@ -41,7 +41,8 @@ struct ByteBpeSpec {
 // Throws InputError when a merge names a token missing from the vocabulary.
 std::unique_ptr<Tokenizer> make_byte_bpe_tokenizer(ByteBpeSpec spec);
 
-// Reads a Hugging Face tokenizer.json (model.type "BPE", byte-level) plus, when present,
+// Reads a Hugging Face tokenizer.json (model.type "BPE", byte-level; or "WordLevel", see
+// word_level_tokenizer.hpp) plus, when present,
 // tokenizer_config.json beside it for bos/eos and add_bos_token.
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);
 
