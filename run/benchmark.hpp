@@ -46,7 +46,7 @@ struct RunConfig {
   int repeat = -1;                // measured repetitions; -1 = 5 in throughput mode, else 1
   // Every method x every budget is run; by default all of them at two budgets.
   std::vector<Method> methods = every_method();
-  std::vector<int> budgets = {64, 128};
+  std::vector<int> budgets = {256, 384};  // above the bundled reasoner's prompts (<= 178 tokens), which TriAttention pins
   int divide_length = 128;
   PolicyConfig method_options;    // per-method settings (sinks, windows, TriAttention options)
   std::string stats_path;         // TriAttention query statistics (--stats)

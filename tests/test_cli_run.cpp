@@ -42,8 +42,8 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   std::vector<std::string> runs;
   for (const auto& run : doc["runs"])
     runs.push_back(run["method"].get<std::string>() + (run["budget"].is_null() ? "" : "@" + run["budget"].dump()));
-  EXPECT_EQ(runs, (std::vector<std::string>{"full", "triattention@64", "triattention@128", "snapkv@64", "snapkv@128",
-                                            "rkv@64", "rkv@128", "streaming@64", "streaming@128", "h2o@64", "h2o@128"}));
+  EXPECT_EQ(runs, (std::vector<std::string>{"full", "triattention@256", "triattention@384", "snapkv@256", "snapkv@384",
+                                            "rkv@256", "rkv@384", "streaming@256", "streaming@384", "h2o@256", "h2o@384"}));
   // No statistics were named, so TriAttention says where its statistics came from.
   EXPECT_EQ(doc["runs"][1]["parameters"]["stats"]["format"], "calibrated-on-run-tokens");
   const auto& run = doc["runs"][0];
