@@ -59,7 +59,7 @@ TEST(CliRun, DefaultRunWritesACompleteResult) {
   EXPECT_GT(m["memory"]["peak_rss_bytes"].get<double>(), 0.0);
   EXPECT_GE(m["decode"]["step_latency_ms"]["p99"].get<double>(), m["decode"]["step_latency_ms"]["p50"].get<double>());
   EXPECT_NE(r.output.find("model synthetic:tiny"), std::string::npos) << r.output;  // the table's header
-  EXPECT_NE(r.output.find(" triattention@64 |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" triattention@256 |"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "result.json.tmp"));
 }
 

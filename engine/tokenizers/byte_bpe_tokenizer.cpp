@@ -72,7 +72,7 @@ void append_raw_bytes(std::string_view byte_level, std::string& out) {
   const ByteMap& map = byte_map();
   for (size_t i = 0; i < byte_level.size();) {
     const CodePoint c = decode_code_point(byte_level, i);
-    const bool valid = c.cp != 0xFFFD || c.len > 1;  // decode_at reports invalid bytes as 1-byte U+FFFD
+    const bool valid = c.cp != 0xFFFD || c.len > 1;  // invalid bytes decode as 1-byte U+FFFD
     if (valid && c.cp < map.to_byte.size() && map.to_byte[c.cp] >= 0) out += static_cast<char>(map.to_byte[c.cp]);
     else out.append(byte_level, i, c.len);
     i += c.len;
