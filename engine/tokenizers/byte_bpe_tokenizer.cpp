@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "engine/tokenizers/pair_merge.hpp"
+#include "engine/tokenizers/string_index.hpp"
 #include "engine/tokenizers/unicode_tables.hpp"
 #include "engine/tokenizers/utf8.hpp"
 #include "engine/tokenizers/word_level_tokenizer.hpp"
@@ -187,13 +188,6 @@ class Splitter {
 };
 
 // ---------------------------------------------------------------------------------------------
-
-// Heterogeneous lookup, so that pieces can be looked up as string_views without copying.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using StringIndex = std::unordered_map<std::string, int, StringHash, std::equal_to<>>;
 
 class ByteBpeTokenizer final : public Tokenizer {
  public:
@@ -589,6 +583,18 @@ std::string token_text(const json& v) {
   return "";
 }
 
+// Calls visit(content, id, special) for each of tokenizer.json's added_tokens, the id checked to
+// be an integer in [0, kMaxId]; json::exception on a wrongly typed field.
+template <typename Visit>
+void for_each_added_token(const json& j, const std::string& path, Visit visit) {
+  for (const json& t : j.value("added_tokens", json::array())) {
+    const std::string content = t.at("content").get<std::string>();
+    const int64_t id = as_int64(t.at("id"), path, fmt::format("added token {} id", quote(content)));
+    if (id < 0 || id > kMaxId) fail_input("{}: added token {} has id {}", path, quote(content), id);
+    visit(content, static_cast<int>(id), t.value("special", false));
+  }
+}
+
 // Fills `spec` (vocab and merges are already in it) from the rest of tokenizer.json;
 // json::exception on a wrongly typed field.
 void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& reader, ByteBpeSpec& spec,
@@ -610,13 +616,10 @@ void read_tokenizer_json(const std::string& path, const TokenizerJsonReader& rea
   spec.ignore_merges = model.value("ignore_merges", false);
 
   // lstrip/rstrip/single_word of added tokens are not honoured; Qwen and Llama 3 set none.
-  for (const json& t : j.value("added_tokens", json::array())) {
-    const std::string content = t.at("content").get<std::string>();
-    const int64_t id = as_int64(t.at("id"), path, fmt::format("added token {} id", quote(content)));
-    if (id < 0 || id > kMaxId) fail_input("{}: added token {} has id {}", path, quote(content), id);
-    (t.value("special", false) ? spec.special_tokens : spec.added_tokens).emplace_back(content, static_cast<int>(id));
-    added_ids.emplace(content, static_cast<int>(id));
-  }
+  for_each_added_token(j, path, [&](const std::string& content, int id, bool special) {
+    (special ? spec.special_tokens : spec.added_tokens).emplace_back(content, id);
+    added_ids.emplace(content, id);
+  });
 }
 
 // The special token a TemplateProcessing post-processor puts first ("" when none).
@@ -673,17 +676,14 @@ std::unique_ptr<Tokenizer> load_word_level(const std::string& path, const json& 
       fail_input("{}: a WordLevel tokenizer needs the WhitespaceSplit pre-tokenizer, not {}", path, describe(pre));
     if (const json dec = j.value("decoder", json()); !dec.is_null())
       fail_input("{}: WordLevel decoder {} is not supported (only null: words joined by spaces)", path, describe(dec));
-    for (const json& t : j.value("added_tokens", json::array())) {
-      const std::string content = t.at("content").get<std::string>();
-      const int64_t id = as_int64(t.at("id"), path, fmt::format("added token {} id", quote(content)));
-      if (id < 0 || id > kMaxId) fail_input("{}: added token {} has id {}", path, quote(content), id);
-      if (size_t(id) >= spec.vocab.size()) spec.vocab.resize(id + 1);
+    for_each_added_token(j, path, [&](const std::string& content, int id, bool special) {
+      if (size_t(id) >= spec.vocab.size()) spec.vocab.resize(size_t(id) + 1);
       if (!spec.vocab[id].empty() && spec.vocab[id] != content)
         fail_input("{}: added token {} has the id {} of the word {}", path, quote(content), id, quote(spec.vocab[id]));
       spec.vocab[id] = content;
-      ids.emplace(content, int(id));
-      if (t.value("special", false)) spec.special_ids.push_back(int(id));
-    }
+      ids.emplace(content, id);
+      if (special) spec.special_ids.push_back(id);
+    });
   } catch (const json::exception& e) {
     fail_input("{}: unexpected tokenizer.json structure: {}", path, e.what());
   }

@@ -1,7 +1,6 @@
 #include "engine/tokenizers/word_level_tokenizer.hpp"
 
-#include <unordered_map>
-
+#include "engine/tokenizers/string_index.hpp"
 #include "engine/tokenizers/utf8.hpp"
 #include "util/errors.hpp"
 #include "util/quote.hpp"
@@ -49,7 +48,7 @@ class WordLevelTokenizer final : public Tokenizer {
         continue;
       }
       const std::string_view word = s.substr(i, end - i);
-      if (auto it = index_.find(std::string(word)); it != index_.end()) ids.push_back(it->second);
+      if (auto it = index_.find(word); it != index_.end()) ids.push_back(it->second);
       else if (spec_.unk_id >= 0) ids.push_back(spec_.unk_id);
       else fail_input("{}: the word {} is not in the vocabulary (and there is no unk_token)", spec_.origin, quote(word));
       i = end;
@@ -76,7 +75,7 @@ class WordLevelTokenizer final : public Tokenizer {
  private:
   WordLevelSpec spec_;
   std::vector<bool> special_;
-  std::unordered_map<std::string, int> index_;
+  StringIndex index_;
 };
 
 }  // namespace
