@@ -305,8 +305,11 @@ Action add_run_command(CLI::App& app, const std::vector<std::string>& argv) {
   cmd->add_option("--prompt,-p", c.prompt, "a single prompt (instead of --workload)");
   cmd->add_option("--workload,-w", c.workload,
                   "workload: JSONL (docs/workloads.md), a recorded R1 trace (.msgpack[.gz]), a DFS set, or "
-                  "builtin:stories (default)");
-  cmd->add_option("--limit", c.limit, "the workload's first N items only (0: every item)");
+                  "builtin:stories (default: the model folder's workload.jsonl when it has one, else builtin:stories)");
+  cmd->add_option("--limit", c.limit,
+                  fmt::format("the workload's first N items only (0: every item; default: every item, or the first {} "
+                              "of a model folder's own workload)",
+                              kModelWorkloadQuickItems));
   add_prompt_options(*cmd, c.prompt_settings);
   cmd->add_option("--mode", f->mode,
                   "replay (every method teacher-forced through the same tokens, compared with full attention) | "

@@ -11,6 +11,11 @@ namespace kvb {
 
 inline constexpr const char* kDefaultModel = "builtin:dfs-reasoner";
 
+// How many items of a model folder's own workload run when no --limit is given: enough to rank the
+// methods, few enough that the default `kvbench run` (every method at two budgets, 11 runs) takes
+// under a minute on a 2-core CPU (about 1.3 s per item there). `--limit 0` runs them all.
+inline constexpr int kModelWorkloadQuickItems = 32;
+
 // The folder a "builtin:<name>" spec names; any other spec is returned unchanged. Throws
 // InputError naming the spec and the folder looked in when it is missing.
 std::string resolve_model_spec(const std::string& spec);

@@ -230,7 +230,7 @@ SamplingParams resolve_sampling(const RunConfig& c, const GenerationDefaults& g,
 // Flags that need nothing loaded.
 void check_run_config(const RunConfig& c) {
   if (c.max_new_tokens <= 0) fail_input("--max-new-tokens {}: must be a positive integer", c.max_new_tokens);
-  if (c.limit < 0) fail_input("--limit {}: must be >= 0 (0: every item)", c.limit);
+  if (c.limit && *c.limit < 0) fail_input("--limit {}: must be >= 0 (0: every item)", *c.limit);
   if (c.max_length < 0) fail_input("--max-length {}: must be a positive integer (0: no cap)", c.max_length);
   if (c.batch_size < 0) fail_input("--batch {}: must be a positive integer or auto", c.batch_size);
   if (!(c.sampling.temperature >= 0.0f)) fail_input("--temperature {}: must be >= 0", c.sampling.temperature);
@@ -600,14 +600,31 @@ nlohmann::json shard_inputs(const RunConfig& c) {
     return std::filesystem::absolute(path).lexically_normal().string();
   };
   return {{"model", absolute(c.model)}, {"tokenizer", absolute(c.tokenizer)}, {"workload", absolute(c.workload)},
-          {"prompt", c.prompt}, {"limit", c.limit}};
+          {"prompt", c.prompt}, {"limit", c.limit.value_or(0)}};
+}
+
+// The workload a run reads and how many of its items, said once here so that the header, shards and
+// merge all see the same: no --workload or --prompt means the model folder's own workload (its first
+// kModelWorkloadQuickItems without --limit), else builtin:stories.
+RunConfig resolve_workload_choice(const RunConfig& given, const std::function<void(const std::string&)>& progress) {
+  RunConfig c = given;
+  if (c.prompt.empty() && c.workload.empty()) {
+    c.workload = model_default_workload(c.model);
+    if (!c.workload.empty() && !c.limit) {
+      c.limit = kModelWorkloadQuickItems;
+      progress(fmt::format("workload: the model's own {}, its first {} items (--limit 0: all of them)", c.workload,
+                           kModelWorkloadQuickItems));
+    }
+  }
+  return c;
 }
 
 }  // namespace
 
-BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
+BenchmarkResult run_benchmark(const RunConfig& given, const std::atomic<bool>* stop,
                               const std::function<void(const std::string&)>& progress) {
-  check_run_config(c);
+  check_run_config(given);
+  const RunConfig c = resolve_workload_choice(given, progress);
   // Like llama-bench: timing runs warm up once and repeat five times; fidelity runs are deterministic.
   const bool timing = c.mode == RunMode::Throughput;
   const int warmup = c.warmup >= 0 ? c.warmup : (timing ? 1 : 0);
@@ -618,8 +635,8 @@ BenchmarkResult run_benchmark(const RunConfig& c, const std::atomic<bool>* stop,
 
   ResultHeader header = make_header(c, progress);
   const bool on_gpu = header.settings.device != "cpu";
-  Workload workload = resolve_workload(c.prompt, c.workload.empty() ? model_default_workload(c.model) : c.workload);
-  if (c.limit > 0 && workload.items.size() > size_t(c.limit)) workload.items.resize(c.limit);
+  Workload workload = resolve_workload(c.prompt, c.workload);
+  if (c.limit.value_or(0) > 0 && workload.items.size() > size_t(*c.limit)) workload.items.resize(*c.limit);
   Model model = load_run_model(c, workload, on_gpu, progress);
   const DType kv_dtype = resolve_kv_dtype(c.kv_dtype, on_gpu);
   if (!on_gpu)  // the GPU session says what it holds when it uploads

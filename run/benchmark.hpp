@@ -27,7 +27,9 @@ struct RunConfig {
   std::string tokenizer;          // llama2.c tokenizer override
   std::string prompt;             // a single prompt (wins over workload)
   std::string workload;           // file or builtin:<name>; empty = the model folder's workload.jsonl, else builtin:stories
-  int limit = 0;                  // the workload's first N items only; 0: all
+  // The workload's first N items only; 0: all. Unset: all, except a model folder's own workload
+  // (no --workload or --prompt), of which the first kModelWorkloadQuickItems run.
+  std::optional<int> limit;
   RunMode mode = RunMode::Replay;
   int max_new_tokens = 512;
   int max_length = 0;             // cap on prompt + new tokens per sequence (Hugging Face's max_length); 0: none
