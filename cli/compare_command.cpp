@@ -41,7 +41,7 @@ Action add_compare_command(CLI::App& app) {
   cmd->add_option("new", f->current, "the result.json to judge")->required();
   cmd->add_option("--threshold", f->thresholds,
                   "NAME=VALUE, repeatable: tokens_per_s=-5% prefill_tokens_per_s=-5% step_p50_ms=+5% kv_peak_bytes=+1% "
-                  "kl_mean=+0.005 top1_agreement=-0.01 retained_mass=-0.01 accuracy=-0.02 (the defaults)");
+                  "kl_mean=+0.005 top1_agreement=-0.01 retained_mass=-0.01 accuracy=-0.02 prefix_fraction=-0.02 (the defaults)");
   cmd->add_option("--metrics", f->metrics,
                   "comma list: judge only these metrics (e.g. accuracy,kl_mean for a gate across machines)")
       ->delimiter(',');

@@ -19,7 +19,8 @@ using nlohmann::json;
 std::vector<MetricRule> default_metric_rules() {
   // Throughput and latency move with machine noise: 5%. Memory is deterministic: 1%. Fidelity and
   // accuracy in absolute units: 0.005 nats of KL, one point of agreement, two of accuracy (and a
-  // change of accuracy inside the two runs' sampling noise is unclear, whatever its size).
+  // change of accuracy inside the two runs' sampling noise is unclear, whatever its size), two of
+  // correct prefix (sequence-graded answers: finer than exact match, so a gate on few items bites).
   return {
       {"tokens_per_s", "decode/tokens_per_s", true, 0.05, true, "decode_tokens_per_s", ""},
       {"prefill_tokens_per_s", "prefill/tokens_per_s", true, 0.05, true, "prefill_tokens_per_s", ""},
@@ -29,6 +30,7 @@ std::vector<MetricRule> default_metric_rules() {
       {"top1_agreement", "fidelity/top1_agreement_with_full", true, 0.01, false, "", ""},
       {"retained_mass", "fidelity/retained_attention_mass/mean", true, 0.01, false, "", ""},
       {"accuracy", "accuracy/accuracy", true, 0.02, false, "", "accuracy/ci95"},
+      {"prefix_fraction", "accuracy/prefix_fraction_mean", true, 0.02, false, "", ""},
   };
 }
 

@@ -93,6 +93,12 @@ std::string render_summary_table(const json& doc) {
   bool has_accuracy = false;
   for (const json& run : doc["runs"]) has_accuracy = has_accuracy || run["measurements"].contains("accuracy");
   if (has_accuracy) head.insert(head.end(), {"correct", "accuracy [95% CI]", "vs full [95% CI]", "tokens/answer"});
+  // Sequence-graded answers (docs/workloads.md) also say how far each answer was right.
+  bool has_prefix = false;
+  for (const json& run : doc["runs"])
+    has_prefix = has_prefix || (run["measurements"].contains("accuracy") &&
+                                run["measurements"]["accuracy"].contains("prefix_fraction_mean"));
+  if (has_prefix) head.push_back("correct prefix");
   std::vector<std::vector<std::string>> rows;
   for (const json& run : doc["runs"]) {
     const json& m = run["measurements"];
@@ -139,6 +145,10 @@ std::string render_summary_table(const json& doc) {
     } else if (has_accuracy) {
       r.insert(r.end(), {"-", "-", "-", "-"});
     }
+    if (has_prefix)
+      r.push_back(m.contains("accuracy") && m["accuracy"].contains("prefix_fraction_mean")
+                      ? fmt::format("{:.1f}%", 100 * m["accuracy"]["prefix_fraction_mean"].get<double>())
+                      : "-");
     rows.push_back(std::move(r));
   }
   out += markdown_table(head, rows);

@@ -85,6 +85,38 @@ TEST(BundledModels, DefaultRunIsTheReasonerOnItsWorkload) {
   for (const auto& s : doc["runs"][0]["sequences"]) EXPECT_GE(s["token_ids"].size(), 300u);
 }
 
+// Without --limit the model's own workload runs its first kModelWorkloadQuickItems (so that the
+// default run takes under a minute); --limit 0 runs all of it, and a given workload all of its items.
+TEST(BundledModels, TheModelsOwnWorkloadRunsItsQuickSubsetUnlessTold) {
+  TempDir dir;
+  auto items = [&](const std::string& flags, const std::string& name) {
+    const test::CommandResult r = test::run_kvbench_default_model("run -q --method full -n 4 " + flags + " --out " +
+                                                                  (dir / name).string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return test::read_result(dir / name)["runs"][0]["sequences"].size();
+  };
+  EXPECT_EQ(items("", "quick"), size_t(kModelWorkloadQuickItems));
+  EXPECT_EQ(items("--limit 0", "all"), 200u);
+  EXPECT_EQ(items("--limit 5", "five"), 5u);
+  const std::string workload = (kBundled / "dfs-reasoner" / "workload.jsonl").string();
+  EXPECT_EQ(items("-w " + workload, "given"), 200u);
+}
+
+// The shards of a default run (no -m, no -w) merge: the shards record the workload they read.
+TEST(BundledModels, ShardsOfTheDefaultRunMerge) {
+  TempDir dir;
+  for (int i = 0; i < 2; ++i) {
+    const test::CommandResult r = test::run_kvbench_default_model(
+        "run -q --mode generate --method full -n 8 --limit 4 --shard " + std::to_string(i) + "/2 --out " +
+        (dir / "sweep").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const test::CommandResult m =
+      test::run_kvbench("merge -q " + (dir / "sweep").string() + " -o " + (dir / "merged").string());
+  ASSERT_EQ(m.exit_code, 0) << m.output;
+  EXPECT_EQ(test::read_result(dir / "merged")["runs"][0]["sequences"].size(), 4u);
+}
+
 // Generation on the first 20 held-out problems (traces of 305 to 353 words): full attention
 // reproduces most of them exactly, and keeping 64 keys with StreamingLLM (sinks + recent window:
 // the prompt's tree and far parents are lost) loses much of that.
@@ -93,6 +125,7 @@ TEST(BundledModels, FullAttentionSolvesTheTaskAndEvictionCostsAccuracy) {
   const test::CommandResult r = test::run_kvbench_default_model(
       "run -q --mode generate --limit 20 --method full,streaming --budget 64 --out " + dir.path().string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("correct prefix"), std::string::npos) << r.output;  // the table's column for sequences
   const nlohmann::json doc = test::read_result(dir.path());
   const auto& full = doc["runs"][0];
   const auto& streaming = doc["runs"][1];
