@@ -176,12 +176,19 @@ int execute(RunFlags& f) {
   std::signal(SIGINT, on_interrupt);
   BenchmarkResult r = run_benchmark(c, &g_stop, progress);
   const fs::path result_path = out_dir / "result.json";
-  write_json_atomic(result_path, r.document);
-  if (c.shard && r.document["status"] == "complete") mark_shard_complete(c.shard_dir, *c.shard);
-  write_file_atomic(out_dir / "steps.csv", r.steps_csv);
-  if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
-  for (const std::string& format : f.formats)
-    write_file_atomic(out_dir / ("result." + format), render_report(r.document, format, out_dir / "steps.csv"));
+  try {
+    write_json_atomic(result_path, r.document);
+    if (c.shard && r.document["status"] == "complete") mark_shard_complete(c.shard_dir, *c.shard);
+    write_file_atomic(out_dir / "steps.csv", r.steps_csv);
+    if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
+    for (const std::string& format : f.formats)
+      write_file_atomic(out_dir / ("result." + format), render_report(r.document, format, out_dir / "steps.csv"));
+  } catch (const RuntimeFailure&) {
+    // The run's own failure (a journal line that a full disk refused) comes first: it is why
+    // the run stopped; the output that could not be written then follows (exit 3 from main).
+    if (!r.failure.empty()) std::fprintf(stderr, "kvbench: %s\n", r.failure.c_str());
+    throw;
+  }
 
   // A single prompt's text is worth printing; throughput mode's synthetic trace is not.
   if (!c.prompt.empty() && c.mode != RunMode::Throughput && !r.document["runs"].empty()) {

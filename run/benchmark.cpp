@@ -765,8 +765,15 @@ BenchmarkResult run_benchmark(const RunConfig& given, const std::atomic<bool>* s
       run.batch = std::min<int>(opt.batch_size, static_cast<int>(mine.size()));
     }
     result.interrupted = run.output.interrupted;
-    if (journal && !run.output.interrupted && result.failure.empty())
-      journal->record_complete(name, {run.output.stats, run.peak_rss_bytes, run.timed_sequences});
+    // A journal line refused (a full disk) ends the sweep like any runtime failure: this run's
+    // measurements still go into the result, which says why it stopped.
+    if (journal && !run.output.interrupted && result.failure.empty()) {
+      try {
+        journal->record_complete(name, {run.output.stats, run.peak_rss_bytes, run.timed_sequences});
+      } catch (const RuntimeFailure& e) {
+        result.failure = e.what();
+      }
+    }
     runs.push_back(std::move(run));
   }
   finish_gpu_observers(gpu, header, progress);
