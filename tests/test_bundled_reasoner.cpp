@@ -86,7 +86,7 @@ TEST(BundledModels, DefaultRunIsTheReasonerOnItsWorkload) {
 }
 
 // Without --limit the model's own workload runs its first kModelWorkloadQuickItems (so that the
-// default run takes under a minute); --limit 0 runs all of it, and a given workload all of its items.
+// default run takes under a minute); --limit 0 runs all of it.
 TEST(BundledModels, TheModelsOwnWorkloadRunsItsQuickSubsetUnlessTold) {
   TempDir dir;
   auto items = [&](const std::string& flags, const std::string& name) {
@@ -98,8 +98,6 @@ TEST(BundledModels, TheModelsOwnWorkloadRunsItsQuickSubsetUnlessTold) {
   EXPECT_EQ(items("", "quick"), size_t(kModelWorkloadQuickItems));
   EXPECT_EQ(items("--limit 0", "all"), 200u);
   EXPECT_EQ(items("--limit 5", "five"), 5u);
-  const std::string workload = (kBundled / "dfs-reasoner" / "workload.jsonl").string();
-  EXPECT_EQ(items("-w " + workload, "given"), 200u);
 }
 
 // The shards of a default run (no -m, no -w) merge: the shards record the workload they read.
