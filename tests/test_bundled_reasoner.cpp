@@ -86,17 +86,34 @@ TEST(BundledModels, DefaultRunIsTheReasonerOnItsWorkload) {
 }
 
 // Without --limit the model's own workload runs its first kModelWorkloadQuickItems (so that the
-// default run takes under a minute); --limit 0 runs all of it.
+// default run takes under a minute); --limit 0 runs all of it. The model folder here is the bundled
+// one with a workload of kModelWorkloadQuickItems + 1 short items (the real 200 take minutes under
+// the sanitizers), named through KVBENCH_MODELS_DIR as a user's own builtin folder would be.
 TEST(BundledModels, TheModelsOwnWorkloadRunsItsQuickSubsetUnlessTold) {
   TempDir dir;
+  const fs::path folder = dir / "dfs-reasoner";
+  fs::create_directory(folder);
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                        "tokenizer_config.json"})
+    fs::create_symlink(kBundled / "dfs-reasoner" / f, folder / f);
+  const int n_items = kModelWorkloadQuickItems + 1;
+  {
+    std::ofstream w(folder / "workload.jsonl");
+    for (int i = 0; i < n_items; ++i)
+      w << "{\"id\": \"short-" << i << "\", \"prompt\": \"s1 " << i % 60 << " v2 - Q " << i % 60
+        << "\", \"answer\": \"u1 # v1\", \"grading\": \"sequence\", \"max_new_tokens\": 8}\n";
+  }
+  ScopedEnv env("KVBENCH_MODELS_DIR", dir.path().string());
   auto items = [&](const std::string& flags, const std::string& name) {
     const test::CommandResult r = test::run_kvbench_default_model("run -q --method full -n 4 " + flags + " --out " +
                                                                   (dir / name).string());
     EXPECT_EQ(r.exit_code, 0) << r.output;
-    return test::read_result(dir / name)["runs"][0]["sequences"].size();
+    const nlohmann::json doc = test::read_result(dir / name);
+    EXPECT_EQ(fs::path(doc["workload"]["source"].get<std::string>()), folder / "workload.jsonl");
+    return doc["runs"][0]["sequences"].size();
   };
   EXPECT_EQ(items("", "quick"), size_t(kModelWorkloadQuickItems));
-  EXPECT_EQ(items("--limit 0", "all"), 200u);
+  EXPECT_EQ(items("--limit 0", "all"), size_t(n_items));
   EXPECT_EQ(items("--limit 5", "five"), 5u);
 }
 
