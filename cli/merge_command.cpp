@@ -8,8 +8,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "reports/json_file.hpp"
-#include "reports/report.hpp"
+#include "reports/result_outputs.hpp"
 #include "reports/table.hpp"
 #include "run/merge.hpp"
 #include "util/errors.hpp"
@@ -37,11 +36,7 @@ int execute(MergeFlags& f) {
   std::error_code ec;
   fs::create_directories(f.out, ec);
   if (ec) fail_input("--out {}: cannot create directory: {}", f.out, ec.message());
-  const fs::path result_path = fs::path(f.out) / "result.json";
-  write_json_atomic(result_path, r.document);
-  write_file_atomic(fs::path(f.out) / "steps.csv", r.steps_csv);
-  for (const std::string& format : f.formats)
-    write_file_atomic(fs::path(f.out) / ("result." + format), render_report(r.document, format, fs::path(f.out) / "steps.csv"));
+  const fs::path result_path = write_result_outputs(f.out, r.document, r.steps_csv, f.formats);
   std::fputs(render_summary_table(r.document).c_str(), stdout);
   std::printf("\nresult: %s%s\n", result_path.string().c_str(), r.partial ? " (partial)" : "");
   return 0;

@@ -84,7 +84,7 @@ Action add_prompt_command(CLI::App& app) {
       "prompt", "print each item's prompt as run feeds it (rendered text and token ids), without loading weights");
   cmd->add_option("--model,-m", f->model, "model whose tokenizer and chat template are used (weights are not read)");
   cmd->add_option("--tokenizer", f->tokenizer, "instead of a model: a tokenizer.json, or the folder holding it and its tokenizer_config.json");
-  cmd->add_option("--workload,-w", f->workload, "workload (as for run; default builtin:stories)");
+  cmd->add_option("--workload,-w", f->workload, "workload (as for run; default: the model folder's workload.jsonl when it has one, else builtin:stories)");
   cmd->add_option("--prompt,-p", f->prompt, "one prompt instead of a workload");
   add_prompt_options(*cmd, f->settings);
   cmd->add_option("--limit", f->limit, "the first N items only (0: every item)");

@@ -16,8 +16,7 @@
 #include "run/journal.hpp"
 #include "run/presets.hpp"
 #include "run/shard_manifest.hpp"
-#include "reports/json_file.hpp"
-#include "reports/report.hpp"
+#include "reports/result_outputs.hpp"
 #include "reports/table.hpp"
 #include "util/errors.hpp"
 #include "util/timestamp.hpp"
@@ -152,7 +151,7 @@ int execute(RunFlags& f) {
     if (const std::optional<ShardPlace> placed = shard_from_environment([](const char* name) { return std::getenv(name); }))
       fail_input("--device {}: {} already makes this process shard {}; launch one task per GPU with --device cuda:N",
                  c.device, placed->placed_by, placed->text());
-    return run_workers(c.command_line, *gpus, f.out.empty() ? default_out_dir().string() : f.out, f.quiet);
+    return run_workers(c.command_line, *gpus, f.out.empty() ? default_out_dir().string() : f.out, f.formats, f.quiet);
   }
   // --shard I/N, else the launcher's place (run/shard_plan.hpp). A shard of the sweep SWEEP
   // writes SWEEP/shard-I-of-N (the same command line on every rank); resumed, the folder given.
@@ -175,14 +174,10 @@ int execute(RunFlags& f) {
 
   std::signal(SIGINT, on_interrupt);
   BenchmarkResult r = run_benchmark(c, &g_stop, progress);
-  const fs::path result_path = out_dir / "result.json";
+  fs::path result_path;
   try {
-    write_json_atomic(result_path, r.document);
+    result_path = write_result_outputs(out_dir, r.document, r.steps_csv, f.formats, r.trace);
     if (c.shard && r.document["status"] == "complete") mark_shard_complete(c.shard_dir, *c.shard);
-    write_file_atomic(out_dir / "steps.csv", r.steps_csv);
-    if (!r.trace.is_null()) write_json_atomic(out_dir / "trace.json", r.trace);
-    for (const std::string& format : f.formats)
-      write_file_atomic(out_dir / ("result." + format), render_report(r.document, format, out_dir / "steps.csv"));
   } catch (const RuntimeFailure&) {
     // The run's own failure (a journal line that a full disk refused) comes first: it is why
     // the run stopped; the output that could not be written then follows (exit 3 from main).

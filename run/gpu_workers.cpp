@@ -21,7 +21,7 @@
 #include <fmt/ranges.h>
 
 #include "kernels/gpu_info.hpp"
-#include "reports/json_file.hpp"
+#include "reports/result_outputs.hpp"
 #include "reports/table.hpp"
 #include "run/merge.hpp"
 #include "util/errors.hpp"
@@ -141,7 +141,8 @@ std::vector<std::string> worker_command_line(const std::vector<std::string>& arg
   return out;
 }
 
-int run_workers(const std::vector<std::string>& argv, const std::vector<int>& gpus, const std::string& sweep, bool quiet) {
+int run_workers(const std::vector<std::string>& argv, const std::vector<int>& gpus, const std::string& sweep,
+                const std::vector<std::string>& formats, bool quiet) {
   std::error_code ec;
   fs::create_directories(sweep, ec);
   if (ec) fail_input("--out {}: cannot create directory: {}", sweep, ec.message());
@@ -200,9 +201,7 @@ int run_workers(const std::vector<std::string>& argv, const std::vector<int>& gp
     fail_runtime("worker {} (cuda:{}) exited with {} ({}); nothing could be merged: {}", failed - workers.begin(),
                  failed->gpu, failed->exit_code, last_kvbench_line(failed->log), e.what());
   }
-  const fs::path result_path = fs::path(sweep) / "result.json";
-  write_json_atomic(result_path, merged.document);
-  write_file_atomic(fs::path(sweep) / "steps.csv", merged.steps_csv);
+  const fs::path result_path = write_result_outputs(sweep, merged.document, merged.steps_csv, formats);
   std::fputs(render_summary_table(merged.document).c_str(), stdout);
   std::printf("\nresult: %s%s\n", result_path.string().c_str(), merged.partial ? " (partial)" : "");
   if (failed == workers.end()) return 0;

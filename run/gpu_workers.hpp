@@ -23,6 +23,8 @@ std::optional<std::vector<int>> worker_gpus(const std::string& device);
 std::vector<std::string> worker_command_line(const std::vector<std::string>& argv, int index, int count, int gpu,
                                              const std::string& sweep);
 
-int run_workers(const std::vector<std::string>& argv, const std::vector<int>& gpus, const std::string& sweep, bool quiet);
+// `formats`: the parent's --format list, rendered from the merged result (the workers write none).
+int run_workers(const std::vector<std::string>& argv, const std::vector<int>& gpus, const std::string& sweep,
+                const std::vector<std::string>& formats, bool quiet);
 
 }  // namespace kvb

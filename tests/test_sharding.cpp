@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/gpu_info.hpp"
+#include "reports/report.hpp"
+#include "reports/table.hpp"
 #include "run/gpu_workers.hpp"
 #include "run/shard_plan.hpp"
 #include "tests/json_schema_check.hpp"
@@ -224,9 +226,13 @@ TEST(CliShard, MergedReplayShardsKeepEveryStepsFidelity) {
   std::filesystem::remove(shard1 / "shard-complete.json");
   ASSERT_EQ(run_kvbench("run -q --resume " + shard1.string()).exit_code, 0);
   EXPECT_TRUE(std::filesystem::exists(shard1 / "shard-complete.json"));
-  const CommandResult m = run_kvbench("merge -q " + (dir / "sweep").string() + " -o " + (dir / "merged").string());
+  const CommandResult m =
+      run_kvbench("merge -q " + (dir / "sweep").string() + " -o " + (dir / "merged").string() + " --format md,csv");
   ASSERT_EQ(m.exit_code, 0) << m.output;
   const nlohmann::json whole = read_result(dir / "whole"), merged = read_result(dir / "merged");
+  // --format renders the merged result as run renders its own: the table it prints, the CSV rows.
+  EXPECT_EQ(slurp(dir / "merged" / "result.md"), render_summary_table(merged));
+  EXPECT_EQ(slurp(dir / "merged" / "result.csv"), render_csv(merged));
   ASSERT_EQ(whole["runs"].size(), merged["runs"].size());
   for (size_t r = 0; r < whole["runs"].size(); ++r) {
     const nlohmann::json &a = whole["runs"][r]["measurements"], &b = merged["runs"][r]["measurements"];
